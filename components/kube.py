@@ -1,0 +1,90 @@
+"""Small shared builders for Kubernetes objects: labels, resources, security, options, URLs."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping, Optional, Sequence
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from settings.workloads import Resources
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "scaleplane"}
+
+
+def app_labels(app: str, component: Optional[str] = None, **extra: str) -> dict[str, str]:
+    """Selector-safe labels: `app` (what the playbook selects on) plus the recommended names."""
+    labels = {"app": app, "app.kubernetes.io/name": app, **MANAGED_BY}
+    if component:
+        labels["app.kubernetes.io/component"] = component
+    labels.update(extra)
+    return labels
+
+
+def resources(spec: Resources) -> dict[str, Any]:
+    """Requests for CPU and memory, and a memory limit. No CPU limit: it only throttles."""
+    return {
+        "requests": {"cpu": spec.cpu_request, "memory": spec.memory_request},
+        "limits": {"memory": spec.memory_limit},
+    }
+
+
+def restricted_security_context(user: int = 10001, read_only_root: bool = True) -> dict[str, Any]:
+    """A container securityContext that meets the `restricted` Pod Security Standard."""
+    return {
+        "runAsNonRoot": True,
+        "runAsUser": user,
+        "runAsGroup": user,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": read_only_root,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+def child_opts(
+    parent: pulumi.Resource,
+    provider: Optional[pulumi.ProviderResource],
+    *,
+    depends_on: Optional[Sequence[pulumi.Resource]] = None,
+    **extra: Any,
+) -> pulumi.ResourceOptions:
+    """Options every child Kubernetes resource takes: its parent and the stack's provider."""
+    return pulumi.ResourceOptions(parent=parent, provider=provider, depends_on=list(depends_on or []), **extra)
+
+
+def namespace(
+    name: str,
+    namespace_name: str,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource,
+    *,
+    labels: Optional[Mapping[str, str]] = None,
+    annotations: Optional[Mapping[str, str]] = None,
+) -> k8s.core.v1.Namespace:
+    return k8s.core.v1.Namespace(
+        name,
+        metadata={
+            "name": namespace_name,
+            "labels": {**MANAGED_BY, **(labels or {})},
+            "annotations": dict(annotations or {}),
+        },
+        opts=child_opts(parent, provider),
+    )
+
+
+def load_balancer_url(service: k8s.core.v1.Service, scheme: str, port: int) -> pulumi.Output[Optional[str]]:
+    """`scheme://host:port` from what the balancer reports: a hostname (AWS) or an IP (MetalLB).
+
+    None while the Service has no address (the Kubernetes provider waits for one on create).
+    """
+
+    def pick(status: Any) -> Optional[str]:
+        balancer = getattr(status, "load_balancer", None)
+        ingress = getattr(balancer, "ingress", None) or []
+        if not ingress:
+            return None
+        host = ingress[0].hostname or ingress[0].ip
+        return f"{scheme}://{host}:{port}" if host else None
+
+    return service.status.apply(pick)

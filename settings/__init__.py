@@ -1,0 +1,192 @@
+"""Stack settings, read once from Pulumi config into frozen, validated dataclasses.
+
+`load()` is the only place the program reads `pulumi.Config`; components receive the sections
+they need. `from_config()` takes the raw key/value map Pulumi hands a program (every value a
+string, structured values as JSON), so tests and the offline plan use exactly the same path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from typing import Any, Literal, Mapping, Optional, Union
+
+from pydantic import Field, TypeAdapter, ValidationError, model_validator
+from typing_extensions import Annotated, Self
+
+from settings.base import NAMESPACE, SettingsError, key_path, settings
+from settings.cluster import ClusterKind, ExistingClusterSettings
+from settings.workloads import (
+    LoadTestSettings,
+    MetricsServerSettings,
+    MinioSettings,
+    TodoSettings,
+)
+
+__all__ = ["Settings", "SettingsError", "from_config", "load"]
+
+BalancerKind = Literal["metallb", "aws-nlb", "cloud"]
+MeshKind = Literal["none", "istio", "linkerd"]
+KubernetesVersion = Annotated[str, Field(pattern=r"^1\.(2[89]|3[0-7])$")]
+
+
+@settings
+class Settings:
+    """Everything one stack deploys. Scalar keys are declared in Pulumi.yaml with the same defaults."""
+
+    #: Environment name, used in labels and outputs (local, dev, staging, prod).
+    environment: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$")]
+    #: Production environments get the stricter policy set (replicas, disruption budgets).
+    production: bool = False
+    #: Kubernetes minor version: the cluster's version where we create it, and the schema every
+    #: rendered object is validated against.
+    kubernetes_version: KubernetesVersion = "1.34"
+    cluster: ClusterKind = "existing"
+    existing_cluster: Optional[ExistingClusterSettings] = None
+    #: How LoadBalancer Services get an address: MetalLB, the AWS Load Balancer Controller's NLB,
+    #: or the cloud controller's default balancer.
+    balancer: BalancerKind = "cloud"
+    mesh: MeshKind = "none"
+    metrics_server: MetricsServerSettings = MetricsServerSettings()
+    todo: TodoSettings = TodoSettings()
+    minio: MinioSettings = MinioSettings()
+    load_test: LoadTestSettings = LoadTestSettings()
+
+    @model_validator(mode="after")
+    def _cluster_section_matches_kind(self) -> Self:
+        if self.cluster == "existing" and self.existing_cluster is None:
+            raise ValueError("cluster is 'existing' but scaleplane:existingCluster is not set")
+        if self.cluster != "existing" and self.existing_cluster is not None:
+            raise ValueError(f"scaleplane:existingCluster is set but cluster is '{self.cluster}'")
+        return self
+
+
+_ADAPTER = TypeAdapter(Settings)
+_FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
+
+
+def _alias(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+_BY_ALIAS = {_alias(name): name for name in _FIELDS}
+
+
+def _is_text(tp: Any) -> bool:
+    """True when a config value of this type is taken verbatim rather than parsed as JSON."""
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return True
+    if origin is Annotated:
+        return _is_text(typing.get_args(tp)[0])
+    if origin is Literal:
+        return all(isinstance(arg, str) for arg in typing.get_args(tp))
+    if origin in (Union, types.UnionType):
+        return any(_is_text(arg) for arg in typing.get_args(tp) if arg is not type(None))
+    return False
+
+
+_HINTS = typing.get_type_hints(Settings, include_extras=True)
+
+
+def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+    """The keys allowed in the object that holds `loc`'s last element."""
+    tp: Any = Settings
+    for part in loc[:-1]:
+        tp = _unwrap(tp)
+        if dataclasses.is_dataclass(tp):
+            hints = typing.get_type_hints(tp, include_extras=True)
+            tp = hints.get(_BY_ALIAS_ANY(tp).get(part, part), None)
+        elif typing.get_origin(tp) is tuple:
+            tp = typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is dict:
+            tp = typing.get_args(tp)[1]
+        if tp is None:
+            return []
+    tp = _unwrap(tp)
+    if dataclasses.is_dataclass(tp):
+        return sorted(_alias(f.name) for f in dataclasses.fields(tp))
+    return []
+
+
+def _BY_ALIAS_ANY(tp: Any) -> dict[str, str]:  # noqa: N802 - mirrors _BY_ALIAS for any dataclass
+    return {_alias(f.name): f.name for f in dataclasses.fields(tp)}
+
+
+def _unwrap(tp: Any) -> Any:
+    while True:
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            tp = typing.get_args(tp)[0]
+        elif origin in (Union, types.UnionType):
+            args = [a for a in typing.get_args(tp) if a is not type(None)]
+            tp = args[0] if len(args) == 1 else tp
+            if len(args) != 1:
+                return tp
+        else:
+            return tp
+
+
+def _describe(error: Mapping[str, Any]) -> str:
+    loc = tuple(error["loc"])
+    message = str(error["msg"]).removeprefix("Value error, ")
+    if error["type"] in ("unexpected_keyword_argument", "extra_forbidden"):
+        allowed = _allowed_keys(loc)
+        message = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
+    elif error["type"] == "missing":
+        message = "required key is missing"
+    if not loc:
+        return f"{NAMESPACE}: {message}"
+    return f"{key_path(str(loc[0]), loc[1:])}: {message}"
+
+
+def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
+    """Validate Pulumi's raw config map (namespace-qualified keys, string values) into Settings.
+
+    Keys of other namespaces (kubernetes:, aws:, pulumi:) are left to their providers.
+    Raises SettingsError naming every offending key; nothing is half-read.
+    """
+    problems: list[str] = []
+    document: dict[str, Any] = {}
+    for full_key, value in sorted(raw.items()):
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        if full_key in secret_keys:
+            problems.append(
+                f"{full_key}: is a secret; scaleplane generates its credentials and takes none from config"
+            )
+            continue
+        field = _BY_ALIAS.get(key)
+        if field is None:
+            problems.append(
+                f"{full_key}: unknown key; allowed keys: {', '.join(sorted(_BY_ALIAS))}"
+            )
+            continue
+        if not isinstance(value, str) or _is_text(_HINTS[field]):
+            document[key] = value
+            continue
+        try:
+            document[key] = json.loads(value)
+        except json.JSONDecodeError:
+            problems.append(f"{full_key}: {value!r} is not a valid value of this key's type")
+    if problems:
+        raise SettingsError(problems)
+    try:
+        return _ADAPTER.validate_json(json.dumps(document))
+    except ValidationError as error:
+        raise SettingsError([_describe(e) for e in error.errors()]) from None
+
+
+def load() -> Settings:
+    """Read this stack's configuration from the running Pulumi program."""
+    from pulumi.runtime import config as runtime_config
+
+    raw: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = frozenset(runtime_config.get_config_secret_keys_env()) | frozenset(
+        runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK exposes no public accessor
+    )
+    return from_config(raw, secret)

@@ -1,0 +1,46 @@
+"""Shared machinery for the settings dataclasses: strict, frozen, camelCase config keys."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, TypeVar
+
+from pydantic import ConfigDict
+from pydantic.alias_generators import to_camel
+from pydantic.dataclasses import dataclass as _pydantic_dataclass
+
+NAMESPACE = "scaleplane"
+
+# Config keys are camelCase (Pulumi's convention); Python fields are snake_case. Unknown keys
+# are errors, values are never coerced ("3" is not 3), and every settings value is immutable.
+SETTINGS_CONFIG = ConfigDict(
+    alias_generator=to_camel,
+    populate_by_name=True,
+    extra="forbid",
+    strict=True,
+)
+
+T = TypeVar("T")
+
+
+def settings(cls: type[T]) -> type[T]:
+    """Declare a frozen, validated settings dataclass whose config keys are camelCase."""
+    decorate: Callable[[type[T]], type[T]] = _pydantic_dataclass(frozen=True, config=SETTINGS_CONFIG)
+    return decorate(cls)
+
+
+class SettingsError(ValueError):
+    """Stack configuration is invalid. The message names every offending key path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__(
+            "invalid stack configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
+        )
+
+
+def key_path(top: str, loc: tuple[Any, ...]) -> str:
+    """Render a pydantic error location as the config key path a user types."""
+    path = f"{NAMESPACE}:{top}"
+    for part in loc:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path

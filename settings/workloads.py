@@ -1,0 +1,148 @@
+"""Settings of the workloads every stack runs: Metrics Server, the to-do app, MinIO, load test."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+from pydantic import AfterValidator, Field, model_validator
+from typing_extensions import Annotated, Self
+
+from components.placement import Placement
+from settings.base import settings
+
+Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
+Replicas = Annotated[int, Field(ge=0, le=1000)]
+
+
+def _pinned(image: str) -> str:
+    if image.endswith(":latest"):
+        raise ValueError(f"image {image!r} uses the tag 'latest'; pin a version")
+    return image
+
+
+#: registry/name:tag or name@sha256:digest; a bare name or the tag "latest" is refused.
+ImageRef = Annotated[
+    str,
+    Field(pattern=r"^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$"),
+    AfterValidator(_pinned),
+]
+
+
+@settings
+class Resources:
+    """Container resources: requests always, and a memory limit (CPU limits throttle, so none)."""
+
+    cpu_request: Quantity = "100m"
+    memory_request: Quantity = "128Mi"
+    memory_limit: Quantity = "256Mi"
+
+
+@settings
+class MetricsServerSettings:
+    """Metrics Server, installed from its Helm chart so `kubectl top` and the HPA work."""
+
+    enabled: bool = True
+    chart_version: str = "3.13.1"
+    namespace: str = "kube-system"
+    #: Only for clusters whose kubelets serve self-signed certificates (kind, k3d, minikube).
+    kubelet_insecure_tls: bool = False
+    replicas: Annotated[int, Field(ge=1, le=10)] = 1
+
+
+@settings
+class ScalingBehavior:
+    """HPA scale-up/scale-down behaviour for one direction."""
+
+    stabilization_window_seconds: Annotated[int, Field(ge=0, le=3600)]
+    #: At most this many percent of the current replicas are added/removed per period.
+    percent: Annotated[int, Field(ge=1, le=1000)] = 100
+    #: At most this many pods are added/removed per period.
+    pods: Annotated[int, Field(ge=1, le=1000)] = 4
+    period_seconds: Annotated[int, Field(ge=1, le=1800)] = 15
+
+
+@settings
+class AutoscalingSettings:
+    """autoscaling/v2 HPA; defaults are the playbook's: 1 to 5 replicas at 50% average CPU."""
+
+    enabled: bool = True
+    min_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 5
+    target_cpu_utilization: Annotated[int, Field(ge=1, le=1000)] = 50
+    #: Optional average memory utilisation target (percent of the memory request).
+    target_memory_utilization: Optional[Annotated[int, Field(ge=1, le=1000)]] = None
+    scale_up: ScalingBehavior = ScalingBehavior(stabilization_window_seconds=0)
+    scale_down: ScalingBehavior = ScalingBehavior(stabilization_window_seconds=300, percent=100, pods=1)
+
+    @model_validator(mode="after")
+    def _min_not_above_max(self) -> Self:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(
+                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
+            )
+        return self
+
+
+@settings
+class MongoSettings:
+    """The to-do app's MongoDB: a StatefulSet with a persistent volume and generated credentials."""
+
+    image: ImageRef = "docker.io/library/mongo:7.0.14"
+    storage_size: Quantity = "8Gi"
+    #: None: the cluster's default StorageClass.
+    storage_class: Optional[str] = None
+    resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
+
+
+@settings
+class TodoSettings:
+    """The playbook's to-do application: a Node.js web service plus MongoDB."""
+
+    #: Deployment name; the playbook runs todo-dev on development nodes and todo-prod on production.
+    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")] = "todo-dev"
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "todo"
+    image: ImageRef = "docker.io/prydonius/todo:1.0.0"
+    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    #: Desired replicas when autoscaling is off (manual scaling: 1 -> 3 -> 2 in the playbook).
+    replicas: Replicas = 1
+    resources: Resources = Resources()
+    autoscaling: AutoscalingSettings = AutoscalingSettings()
+    placement: Placement = Placement()
+    mongodb: MongoSettings = MongoSettings()
+
+
+@settings
+class MinioSettings:
+    """Self-healing MinIO: a StatefulSet whose pods are recreated when deleted."""
+
+    enabled: bool = True
+    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "minio"
+    image: ImageRef = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
+    #: 1 runs a single server; 4 or more run distributed erasure coding (MinIO needs >= 4 drives).
+    replicas: Annotated[int, Field(ge=1, le=32)] = 4
+    storage_size: Quantity = "10Gi"
+    storage_class: Optional[str] = None
+    resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
+    placement: Placement = Placement()
+
+    @model_validator(mode="after")
+    def _erasure_set_size(self) -> Self:
+        if 1 < self.replicas < 4:
+            raise ValueError(
+                f"replicas is {self.replicas}: MinIO runs either 1 server or 4 and more "
+                "(distributed mode needs at least 4 drives)"
+            )
+        return self
+
+
+@settings
+class LoadTestSettings:
+    """A bounded busybox load generator that drives the to-do app's HPA. Off by default."""
+
+    enabled: bool = False
+    image: ImageRef = "docker.io/library/busybox:1.37.0"
+    #: Total requests each worker sends before it stops.
+    requests: Annotated[int, Field(ge=1, le=1_000_000)] = 50_000
+    #: Hard stop for the Job (activeDeadlineSeconds), whatever the request count.
+    duration_seconds: Annotated[int, Field(ge=10, le=3600)] = 300
+    workers: Annotated[int, Field(ge=1, le=20)] = 1
