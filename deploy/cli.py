@@ -1,0 +1,33 @@
+"""`python -m deploy <command> --stack S`: one entry point for people and CI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Callable, Optional, Sequence
+
+from deploy import plan
+
+#: Each command module offers `register(subparsers) -> None`; its parser sets `handler(args) -> int`.
+COMMAND_MODULES = [plan]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m deploy",
+        description="scaleplane: plan offline, or drive Pulumi stacks through the Automation API.",
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
+    for module in COMMAND_MODULES:
+        module.register(subparsers)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
