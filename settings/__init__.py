@@ -18,6 +18,8 @@ from typing_extensions import Annotated, Self
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
 from settings.cluster import ClusterKind, ExistingClusterSettings
+from settings.database import DatabaseSettings
+from settings.storage import StorageSettings
 from settings.workloads import (
     LoadTestSettings,
     MetricsServerSettings,
@@ -53,6 +55,10 @@ class Settings:
     todo: TodoSettings = TodoSettings()
     minio: MinioSettings = MinioSettings()
     load_test: LoadTestSettings = LoadTestSettings()
+    #: Snapshot-capable storage (CSI driver, StorageClass, VolumeSnapshotClass); None: none installed.
+    storage: Optional[StorageSettings] = None
+    #: The blue/green Percona database; None: not deployed. Needs `storage`.
+    database: Optional[DatabaseSettings] = None
 
     @model_validator(mode="after")
     def _cluster_section_matches_kind(self) -> Self:
@@ -60,6 +66,15 @@ class Settings:
             raise ValueError("cluster is 'existing' but scaleplane:existingCluster is not set")
         if self.cluster != "existing" and self.existing_cluster is not None:
             raise ValueError(f"scaleplane:existingCluster is set but cluster is '{self.cluster}'")
+        return self
+
+    @model_validator(mode="after")
+    def _database_has_storage(self) -> Self:
+        if self.database is not None and self.storage is None:
+            raise ValueError(
+                "scaleplane:database is set but scaleplane:storage is not: the database needs a "
+                "snapshot-capable StorageClass and VolumeSnapshotClass"
+            )
         return self
 
 

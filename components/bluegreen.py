@@ -1,0 +1,363 @@
+"""A blue/green Percona Server: two colours with their own volumes, one Service that picks the live one.
+
+Each colour is a StatefulSet of one Percona Server pod on its own PersistentVolumeClaim. A
+StatefulSet rather than a Deployment: it guarantees at most one pod per identity, so two mysqld
+processes never open the same InnoDB files (a Deployment may start a replacement pod while the
+old one is still terminating), and it gives the pod a stable name (`percona-blue-0`) that the
+upgrade workflow execs into. The PVC is a separate resource, not a volumeClaimTemplate, so that
+Pulumi owns it: it can be restored from a VolumeSnapshot and it is retained on delete.
+
+A colour may be restored from a VolumeSnapshot of another colour's PVC. The new colour cannot
+start before the snapshot is ready: its PVC has `dataSource: VolumeSnapshot`, and the CSI
+external-provisioner refuses to provision from a snapshot whose status.readyToUse is not true
+(it retries until it is). Until then the PVC stays Pending, so the pod stays Pending, and the
+StatefulSet's own await keeps `pulumi up` waiting. The upgrade workflow also waits for
+readyToUse before it adds the colour, so its progress is visible.
+
+The Service `percona` selects the live colour (`app: <active>`); nothing else depends on which
+colour is live, so switching (and rolling back) changes only that selector. Data is never
+deleted by Pulumi: the namespace, every PVC and every VolumeSnapshot are retain_on_delete, the
+StorageClass retains volumes and the VolumeSnapshotClass retains snapshots.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.kube import MANAGED_BY, child_opts, resources, restricted_security_context
+from settings.database import Colour, DatabaseSettings
+
+PORT = 3306
+#: The uid/gid the percona/percona-server images run mysqld as (user `mysql`).
+MYSQL_UID = 1001
+#: mysqld's data directory: a subdirectory of the volume, so a filesystem's lost+found at the
+#: volume root never sits inside it (mysqld --initialize refuses a non-empty directory).
+DATA_MOUNT = "/var/lib/mysql"
+DATADIR = f"{DATA_MOUNT}/data"
+SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+
+ROOT_PASSWORD_KEY = "root-password"
+APP_PASSWORD_KEY = "app-password"
+
+
+@dataclass(frozen=True)
+class BlueGreenDatabaseArgs:
+    settings: DatabaseSettings
+    #: A StorageClass whose CSI driver supports snapshots (components.storage.SnapshotStorage).
+    storage_class_name: pulumi.Input[str]
+    #: The VolumeSnapshotClass snapshots are taken with (same CSI driver, deletionPolicy Retain).
+    snapshot_class_name: pulumi.Input[str]
+
+
+def colour_selector(database: str, colour: str) -> dict[str, str]:
+    """The labels that pick one colour's pods: the playbook's `app: <colour>`, scoped to this database."""
+    return {"app": colour, "app.kubernetes.io/part-of": database}
+
+
+class BlueGreenDatabase(pulumi.ComponentResource):
+    """Percona Server in blue/green colours, the `percona` Service, and optionally a load generator."""
+
+    #: In-cluster DNS name of the `percona` Service (the live colour).
+    host: pulumi.Output[str]
+    port: int
+    #: The live colour.
+    active: str
+    #: The Secret holding root-password and app-password.
+    credentials_secret_name: pulumi.Output[str]
+    #: PVC name of each running colour.
+    claims: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        args: BlueGreenDatabaseArgs,
+        provider: k8s.Provider,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        db = args.settings
+        super().__init__("scaleplane:database:BlueGreenDatabase", name, None, opts)
+        self._db = db
+        self._provider = provider
+        self.active = db.active
+        self.port = PORT
+
+        # Deleting a namespace deletes every PVC in it: the namespace is retained like the data.
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": db.namespace,
+                "labels": {**MANAGED_BY, "pod-security.kubernetes.io/enforce": "restricted"},
+            },
+            opts=child_opts(self, provider, retain_on_delete=True),
+        )
+        namespace = self.namespace.metadata.apply(lambda m: m["name"])
+
+        root_password = random.RandomPassword(f"{name}-root-password", length=32, special=False,
+                                              opts=pulumi.ResourceOptions(parent=self))
+        app_password = random.RandomPassword(f"{name}-app-password", length=32, special=False,
+                                             opts=pulumi.ResourceOptions(parent=self))
+        # One Secret for both colours: a restored colour carries the users of the colour it came from.
+        self.credentials = k8s.core.v1.Secret(
+            f"{name}-credentials",
+            metadata={"name": f"{db.name}-credentials", "namespace": namespace, "labels": self._labels()},
+            type="Opaque",
+            string_data={
+                ROOT_PASSWORD_KEY: pulumi.Output.secret(root_password.result),
+                APP_PASSWORD_KEY: pulumi.Output.secret(app_password.result),
+            },
+            opts=child_opts(self, provider),
+        )
+        self.credentials_secret_name = self.credentials.metadata.apply(lambda m: m["name"])
+
+        self._args = args
+        self._namespace_name = namespace
+        self._pvcs: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
+        self.snapshots: dict[str, k8s.apiextensions.CustomResource] = {}
+        for snapshot in sorted(db.snapshots):
+            self._snapshot(name, snapshot)
+
+        self.statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
+        for colour in db.serving:
+            claim = self._claim(name, colour)
+            peers = k8s.core.v1.Service(
+                f"{name}-{colour}-peers",
+                metadata={"name": f"{db.name}-{colour}", "namespace": namespace, "labels": self._labels(colour)},
+                spec={
+                    "clusterIP": "None",
+                    "selector": colour_selector(db.name, colour),
+                    "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
+                },
+                opts=child_opts(self, provider),
+            )
+            self.statefulsets[colour] = self._statefulset(name, colour, namespace, claim, peers)
+        self.claims = {c: pvc.metadata.apply(lambda m: m["name"]) for c, pvc in self._pvcs.items()}
+
+        # The one resource that names the live colour.
+        self.service = k8s.core.v1.Service(
+            f"{name}-service",
+            metadata={"name": db.name, "namespace": namespace, "labels": self._labels()},
+            spec={
+                "type": "ClusterIP",
+                "selector": colour_selector(db.name, db.active),
+                "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
+            },
+            opts=child_opts(self, provider),
+        )
+        self.host = pulumi.Output.concat(
+            self.service.metadata.apply(lambda m: m["name"]), ".", namespace, ".svc.cluster.local"
+        )
+
+        self.load_generator: Optional[k8s.batch.v1.Job] = None
+        if db.load_generator.enabled:
+            self.load_generator = self._load_generator(name, namespace)
+
+        self.register_outputs(
+            {
+                "host": self.host,
+                "port": self.port,
+                "active": self.active,
+                "credentialsSecretName": self.credentials_secret_name,
+                "claims": self.claims,
+            }
+        )
+
+    def _labels(self, colour: Optional[str] = None) -> dict[str, str]:
+        labels = {**MANAGED_BY, "app.kubernetes.io/part-of": self._db.name}
+        if colour:
+            labels.update(colour_selector(self._db.name, colour))
+            labels["app.kubernetes.io/name"] = "percona-server"
+            labels["app.kubernetes.io/instance"] = f"{self._db.name}-{colour}"
+        return labels
+
+    def _snapshot(self, name: str, snapshot: str) -> k8s.apiextensions.CustomResource:
+        """A VolumeSnapshot, created once; after its source PVC when that PVC is part of this stack."""
+        if snapshot in self.snapshots:
+            return self.snapshots[snapshot]
+        db = self._db
+        source = db.snapshots[snapshot].source
+        # A retired colour's PVC is no longer in the stack: the snapshot then only names it.
+        source_colour = next((c for c in db.serving if db.claim(c) == source), None)
+        depends = [self._claim(name, source_colour)] if source_colour else []
+        self.snapshots[snapshot] = k8s.apiextensions.CustomResource(
+            f"{name}-snapshot-{snapshot}",
+            api_version=f"{SNAPSHOT_GROUP}/v1",
+            kind="VolumeSnapshot",
+            metadata={"name": snapshot, "namespace": self._namespace_name, "labels": self._labels()},
+            spec={
+                "volumeSnapshotClassName": self._args.snapshot_class_name,
+                "source": {"persistentVolumeClaimName": source},
+            },
+            opts=child_opts(self, self._provider, depends_on=depends, retain_on_delete=True),
+        )
+        return self.snapshots[snapshot]
+
+    def _claim(self, name: str, colour: Colour) -> k8s.core.v1.PersistentVolumeClaim:
+        """A colour's PVC, created once; after the snapshot it is restored from, if any."""
+        if colour in self._pvcs:
+            return self._pvcs[colour]
+        db = self._db
+        restore_from = db.colours[colour].restore_from
+        spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "storageClassName": self._args.storage_class_name,
+            "resources": {"requests": {"storage": db.storage_size}},
+        }
+        depends: list[pulumi.Resource] = []
+        if restore_from:
+            spec["dataSource"] = {"apiGroup": SNAPSHOT_GROUP, "kind": "VolumeSnapshot", "name": restore_from}
+            depends.append(self._snapshot(name, restore_from))
+        self._pvcs[colour] = k8s.core.v1.PersistentVolumeClaim(
+            f"{name}-{colour}-data",
+            metadata={"name": db.claim(colour), "namespace": self._namespace_name, "labels": self._labels(colour)},
+            spec=spec,
+            opts=child_opts(self, self._provider, depends_on=depends, retain_on_delete=True),
+        )
+        return self._pvcs[colour]
+
+    def _statefulset(
+        self,
+        name: str,
+        colour: Colour,
+        namespace: pulumi.Output[str],
+        claim: k8s.core.v1.PersistentVolumeClaim,
+        peers: k8s.core.v1.Service,
+    ) -> k8s.apps.v1.StatefulSet:
+        db = self._db
+        secret = self.credentials_secret_name
+
+        def from_secret(key: str) -> dict[str, Any]:
+            return {"secretKeyRef": {"name": secret, "key": key}}
+
+        alive = ["mysqladmin", "ping", "--host=127.0.0.1", f"--port={PORT}", "--silent"]
+        # A real query as the application user: ready means it can log in and read.
+        query = (
+            'MYSQL_PWD="$MYSQL_PASSWORD" exec mysql --host=127.0.0.1 --port=3306 --user="$MYSQL_USER" '
+            '--batch --skip-column-names --execute="SELECT 1" "$MYSQL_DATABASE"'
+        )
+        container = {
+            "name": "mysql",
+            "image": db.colours[colour].image,
+            "args": ["mysqld", f"--datadir={DATADIR}"],
+            "ports": [{"name": "mysql", "containerPort": PORT, "protocol": "TCP"}],
+            "env": [
+                {"name": "MYSQL_ROOT_PASSWORD", "valueFrom": from_secret(ROOT_PASSWORD_KEY)},
+                {"name": "MYSQL_DATABASE", "value": db.app_database},
+                {"name": "MYSQL_USER", "value": db.app_user},
+                {"name": "MYSQL_PASSWORD", "valueFrom": from_secret(APP_PASSWORD_KEY)},
+                {"name": "PERCONA_TELEMETRY_DISABLE", "value": "1"},
+            ],
+            "resources": resources(db.resources),
+            # Crash recovery of a volume restored from a snapshot can take minutes: up to 15 here.
+            "startupProbe": {"exec": {"command": alive}, "periodSeconds": 10, "timeoutSeconds": 5,
+                             "failureThreshold": 90},
+            "livenessProbe": {"exec": {"command": alive}, "periodSeconds": 20, "timeoutSeconds": 5,
+                              "failureThreshold": 3},
+            "readinessProbe": {"exec": {"command": ["sh", "-c", query]}, "periodSeconds": 10,
+                               "timeoutSeconds": 5, "failureThreshold": 3},
+            "securityContext": restricted_security_context(MYSQL_UID, read_only_root=False),
+            "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+        }
+        labels = self._labels(colour)
+        return k8s.apps.v1.StatefulSet(
+            f"{name}-{colour}",
+            metadata={"name": f"{db.name}-{colour}", "namespace": namespace, "labels": labels},
+            spec={
+                "replicas": 1,
+                "serviceName": peers.metadata.apply(lambda m: m["name"]),
+                "selector": {"matchLabels": colour_selector(db.name, colour)},
+                "updateStrategy": {"type": "RollingUpdate"},
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "automountServiceAccountToken": False,
+                        # InnoDB needs time to flush and shut down cleanly.
+                        "terminationGracePeriodSeconds": 120,
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "runAsUser": MYSQL_UID,
+                            "runAsGroup": MYSQL_UID,
+                            "fsGroup": MYSQL_UID,
+                            "fsGroupChangePolicy": "OnRootMismatch",
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
+                        "containers": [container],
+                        "volumes": [
+                            {
+                                "name": "data",
+                                "persistentVolumeClaim": {"claimName": claim.metadata.apply(lambda m: m["name"])},
+                            }
+                        ],
+                    },
+                },
+            },
+            # A restored colour waits for its snapshot to become ready and for InnoDB recovery.
+            opts=child_opts(
+                self, self._provider, custom_timeouts=pulumi.CustomTimeouts(create="30m", update="20m")
+            ),
+        )
+
+    def _load_generator(self, name: str, namespace: pulumi.Output[str]) -> k8s.batch.v1.Job:
+        db = self._db
+        spec = db.load_generator
+        target = f"{db.name}.{db.namespace}.svc.cluster.local"
+        # MySQLLoadGenerate.sh logs in as root with the playbook's fixed password; run it as the
+        # application user with the generated password instead (MYSQL_PWD, from the Secret).
+        script = "\n".join(
+            [
+                "set -e",
+                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh',
+                "set +e",
+                f"timelimit -t {spec.duration_seconds} sh /tmp/MySQLLoadGenerate.sh {target}",
+                f'echo "MySQLLoadGenerate.sh stopped after its {spec.duration_seconds} s time limit"',
+            ]
+        )
+        labels = {**MANAGED_BY, "app": f"{db.name}-loadgen", "app.kubernetes.io/part-of": db.name}
+        return k8s.batch.v1.Job(
+            f"{name}-loadgen",
+            metadata={
+                "name": f"{db.name}-loadgen",
+                "namespace": namespace,
+                "labels": labels,
+                # It writes for minutes while the upgrade goes on: `pulumi up` must not wait for it.
+                "annotations": {"pulumi.com/skipAwait": "true"},
+            },
+            spec={
+                "backoffLimit": 1,
+                "activeDeadlineSeconds": spec.duration_seconds + 60,
+                "template": {
+                    "metadata": {"labels": labels},
+                    "spec": {
+                        "restartPolicy": "Never",
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        "containers": [
+                            {
+                                "name": "sql-loadgen",
+                                "image": spec.image,
+                                "command": ["/bin/bash", "-c", script],
+                                "env": [
+                                    {"name": "DB_USER", "value": db.app_user},
+                                    {
+                                        "name": "MYSQL_PWD",
+                                        "valueFrom": {
+                                            "secretKeyRef": {"name": self.credentials_secret_name,
+                                                             "key": APP_PASSWORD_KEY}
+                                        },
+                                    },
+                                ],
+                                "resources": resources(spec.resources),
+                                "securityContext": restricted_security_context(65534),
+                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                            }
+                        ],
+                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+                    },
+                },
+            },
+            opts=child_opts(self, self._provider),
+        )

@@ -1,0 +1,184 @@
+"""Snapshot-capable storage: a CSI StorageClass and a VolumeSnapshotClass, per cluster kind.
+
+- `ebs` (EKS): the cluster component installs the aws-ebs-csi-driver and snapshot-controller
+  EKS add-ons (and with them the VolumeSnapshot CRDs). This component adds only the classes.
+- `zfs-localpv` (a local kind/k3d cluster with a ZFS pool on its nodes): installs OpenEBS
+  LocalPV-ZFS from its Helm chart, which also installs the VolumeSnapshot CRDs and runs the
+  snapshot controller and csi-snapshotter, then adds the classes.
+
+Both classes keep data when objects go: the StorageClass's reclaimPolicy is Retain (deleting a
+PVC leaves its volume) and the VolumeSnapshotClass's deletionPolicy is Retain (deleting a
+VolumeSnapshot leaves the snapshot on the backend).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+from pulumi_kubernetes import _utilities as k8s_utilities
+
+from components.kube import MANAGED_BY, child_opts
+from settings.storage import EbsSettings, StorageSettings, ZfsLocalPvSettings
+
+ZFS_LOCALPV_REPO = "https://openebs.github.io/zfs-localpv"
+SNAPSHOT_API_VERSION = "snapshot.storage.k8s.io/v1"
+
+
+class VolumeSnapshotClass(pulumi.CustomResource):
+    """snapshot.storage.k8s.io/v1 VolumeSnapshotClass.
+
+    Its fields (driver, deletionPolicy, parameters) sit at the top level, not under `spec`, which
+    `kubernetes.apiextensions.CustomResource` cannot express; this registers the same resource
+    type with the Kubernetes provider directly.
+    """
+
+    metadata: pulumi.Output[Any]
+
+    def __init__(
+        self,
+        resource_name: str,
+        *,
+        metadata: pulumi.Input[dict[str, Any]],
+        driver: str,
+        deletion_policy: str,
+        parameters: Optional[dict[str, str]] = None,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        props: dict[str, Any] = {
+            "apiVersion": SNAPSHOT_API_VERSION,
+            "kind": "VolumeSnapshotClass",
+            "metadata": metadata,
+            "driver": driver,
+            "deletionPolicy": deletion_policy,
+        }
+        if parameters:
+            props["parameters"] = parameters
+        opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(version=k8s_utilities.get_version()))
+        super().__init__(f"kubernetes:{SNAPSHOT_API_VERSION}:VolumeSnapshotClass", resource_name, props, opts)
+
+
+@dataclass(frozen=True)
+class SnapshotStorageArgs:
+    settings: StorageSettings
+
+
+class SnapshotStorage(pulumi.ComponentResource):
+    """The StorageClass and VolumeSnapshotClass stateful workloads use, and the driver behind them."""
+
+    #: Name of the StorageClass (resolves once it exists).
+    storage_class_name: pulumi.Output[str]
+    #: Name of the VolumeSnapshotClass (resolves once it, and the CRD it needs, exist).
+    snapshot_class_name: pulumi.Output[str]
+    #: The CSI driver name (provisioner and snapshot driver).
+    csi_driver: str
+
+    def __init__(
+        self,
+        name: str,
+        args: SnapshotStorageArgs,
+        provider: k8s.Provider,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        spec = args.settings
+        super().__init__("scaleplane:storage:SnapshotStorage", name, None, opts)
+        self.csi_driver = spec.csi_driver
+
+        driver_install: list[pulumi.Resource] = []
+        if spec.driver == "zfs-localpv":
+            driver_install.append(self._zfs_localpv(name, spec, provider))
+
+        self.storage_class = k8s.storage.v1.StorageClass(
+            f"{name}-class",
+            metadata={
+                "name": spec.storage_class_name,
+                "labels": dict(MANAGED_BY),
+                "annotations": {"storageclass.kubernetes.io/is-default-class": str(spec.default_class).lower()},
+            },
+            provisioner=spec.csi_driver,
+            parameters=self._class_parameters(spec),
+            reclaim_policy="Retain",
+            volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True,
+            allowed_topologies=self._allowed_topologies(spec),
+            opts=child_opts(self, provider, depends_on=driver_install),
+        )
+        self.snapshot_class = VolumeSnapshotClass(
+            f"{name}-snapshot-class",
+            metadata={"name": spec.snapshot_class_name, "labels": dict(MANAGED_BY)},
+            driver=spec.csi_driver,
+            deletion_policy="Retain",
+            # The CRD comes from the chart (zfs-localpv) or the cluster's snapshot add-on (EKS).
+            opts=child_opts(self, provider, depends_on=driver_install),
+        )
+        self.storage_class_name = self.storage_class.metadata.apply(lambda m: m["name"])
+        self.snapshot_class_name = self.snapshot_class.metadata.apply(lambda m: m["name"])
+        self.register_outputs(
+            {
+                "storageClassName": self.storage_class_name,
+                "snapshotClassName": self.snapshot_class_name,
+                "csiDriver": self.csi_driver,
+            }
+        )
+
+    @staticmethod
+    def _class_parameters(spec: StorageSettings) -> dict[str, str]:
+        if spec.driver == "ebs":
+            ebs = spec.ebs or EbsSettings()
+            parameters = {
+                "type": ebs.volume_type,
+                "encrypted": "true",
+                "csi.storage.k8s.io/fstype": ebs.fs_type,
+            }
+            if ebs.kms_key_id:
+                parameters["kmsKeyId"] = ebs.kms_key_id
+            return parameters
+        zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
+        return {"poolname": zfs.pool_name, "fstype": zfs.fs_type}
+
+    @staticmethod
+    def _allowed_topologies(spec: StorageSettings) -> Optional[list[dict[str, Any]]]:
+        zfs = spec.zfs_local_pv
+        if spec.driver != "zfs-localpv" or zfs is None or zfs.nodes is None:
+            return None
+        return [{"matchLabelExpressions": [{"key": "kubernetes.io/hostname", "values": list(zfs.nodes)}]}]
+
+    def _zfs_localpv(self, name: str, spec: StorageSettings, provider: k8s.Provider) -> k8s.helm.v3.Release:
+        zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
+        self.chart_values = zfs_localpv_values(spec)
+        return k8s.helm.v3.Release(
+            f"{name}-zfs-localpv",
+            name="zfs-localpv",
+            chart="zfs-localpv",
+            version=zfs.chart_version,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ZFS_LOCALPV_REPO),
+            namespace=zfs.namespace,
+            create_namespace=True,
+            # Roll back a failed install/upgrade instead of leaving a half-installed CSI driver.
+            atomic=True,
+            cleanup_on_fail=True,
+            values=self.chart_values,
+            opts=child_opts(self, provider),
+        )
+
+
+def zfs_localpv_values(spec: StorageSettings) -> dict[str, Any]:
+    """Chart values for zfs-localpv; every path exists in the pinned chart's values.yaml."""
+    zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
+    node: dict[str, Any] = {
+        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+    }
+    if zfs.kubelet_dir:
+        node["kubeletDir"] = zfs.kubelet_dir
+    return {
+        # The chart reports installs to OpenEBS's analytics by default.
+        "analytics": {"enabled": False},
+        "crds": {"csi": {"volumeSnapshots": {"enabled": zfs.install_snapshot_crds}}},
+        "zfsController": {
+            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
+        },
+        "zfsNode": node,
+    }
+

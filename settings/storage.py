@@ -1,0 +1,83 @@
+"""Snapshot-capable storage: which CSI driver backs stateful volumes, and its classes.
+
+`scaleplane:storage` chooses the driver per cluster kind: the AWS EBS CSI driver on EKS (the
+cluster component installs it and the snapshot controller as EKS add-ons; this section only adds
+the StorageClass and VolumeSnapshotClass), or OpenEBS LocalPV-ZFS on a local cluster (installed
+here from its Helm chart, which also brings the snapshot CRDs and the snapshot controller).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal, Optional, Self
+
+from pydantic import Field, model_validator
+
+from settings.base import settings
+
+DnsName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+StorageDriver = Literal["ebs", "zfs-localpv"]
+
+#: CSI driver names, as the StorageClass provisioner and the VolumeSnapshotClass driver.
+CSI_DRIVERS: dict[str, str] = {"ebs": "ebs.csi.aws.com", "zfs-localpv": "zfs.csi.openebs.io"}
+
+
+@settings
+class EbsSettings:
+    """EBS volume parameters of the StorageClass (aws-ebs-csi-driver `parameters`)."""
+
+    #: EBS volume type: gp3 is the general-purpose default (3000 IOPS / 125 MiB/s baseline).
+    volume_type: Literal["gp3", "gp2", "io1", "io2", "st1", "sc1"] = "gp3"
+    #: Encrypt every volume (and so every snapshot). Always on: there is no reason to turn it off.
+    encrypted: Literal[True] = True
+    #: A customer-managed KMS key ARN; None: the account's default aws/ebs key.
+    kms_key_id: Optional[Annotated[str, Field(pattern=r"^arn:aws[-a-z]*:kms:[a-z0-9-]+:[0-9]{12}:key/[-a-f0-9]+$")]] = (
+        None
+    )
+    fs_type: Literal["ext4", "xfs"] = "ext4"
+
+
+@settings
+class ZfsLocalPvSettings:
+    """OpenEBS LocalPV-ZFS, from its Helm chart (https://openebs.github.io/zfs-localpv)."""
+
+    #: Published chart version (the pinned reference is the v2.6.2 tag; see SOURCES.md).
+    chart_version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+$")] = "2.6.2"
+    namespace: DnsName = "openebs"
+    #: The ZFS pool every node that runs stateful pods must have (`zpool create <poolName> ...`).
+    pool_name: Annotated[str, Field(pattern=r"^[A-Za-z][-A-Za-z0-9_.:]{0,254}$")] = "zfspv-pool"
+    #: zfs: datasets (native snapshots and clones); ext4/xfs/btrfs: zvols formatted with that fs.
+    fs_type: Literal["zfs", "ext4", "xfs", "btrfs"] = "zfs"
+    #: Install the CSI VolumeSnapshot CRDs with the chart. Turn off only where the cluster
+    #: already ships them (the chart's snapshot controller is installed either way).
+    install_snapshot_crds: bool = True
+    #: The kubelet's root directory, where it differs from /var/lib/kubelet (microk8s, k0s).
+    kubelet_dir: Optional[Annotated[str, Field(pattern=r"^/.*/$")]] = None
+    #: Nodes that have the pool; None: all nodes (allowedTopologies is left unset).
+    nodes: Optional[Annotated[tuple[Annotated[str, Field(min_length=1)], ...], Field(min_length=1)]] = None
+
+
+@settings
+class StorageSettings:
+    """The snapshot-capable StorageClass and VolumeSnapshotClass stateful workloads use."""
+
+    driver: StorageDriver
+    #: Name of the StorageClass volumes are provisioned from.
+    storage_class_name: DnsName = "scaleplane-snapshot"
+    #: Name of the VolumeSnapshotClass snapshots are taken with.
+    snapshot_class_name: DnsName = "scaleplane-retain"
+    #: Make the StorageClass the cluster default (annotation storageclass.kubernetes.io/is-default-class).
+    default_class: bool = False
+    ebs: Optional[EbsSettings] = None
+    zfs_local_pv: Optional[ZfsLocalPvSettings] = None
+
+    @model_validator(mode="after")
+    def _driver_section(self) -> Self:
+        if self.driver != "ebs" and self.ebs is not None:
+            raise ValueError(f"ebs is set but driver is '{self.driver}'")
+        if self.driver != "zfs-localpv" and self.zfs_local_pv is not None:
+            raise ValueError(f"zfsLocalPv is set but driver is '{self.driver}'")
+        return self
+
+    @property
+    def csi_driver(self) -> str:
+        return CSI_DRIVERS[self.driver]
