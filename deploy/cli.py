@@ -6,10 +6,10 @@ import argparse
 import sys
 from typing import Callable, Optional, Sequence
 
-from deploy import plan
+from deploy import bluegreen, plan
 
 #: Each command module offers `register(subparsers) -> None`; its parser sets `handler(args) -> int`.
-COMMAND_MODULES = [plan]
+COMMAND_MODULES = [plan, bluegreen]
 
 
 def build_parser() -> argparse.ArgumentParser:

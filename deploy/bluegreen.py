@@ -1,0 +1,528 @@
+"""`python -m deploy bluegreen`: a zero-data-loss blue/green upgrade of the Percona database.
+
+    python -m deploy bluegreen --stack prod --to green --image docker.io/percona/percona-server:8.0.46-37.1
+    python -m deploy bluegreen --stack prod --rollback
+    python -m deploy bluegreen --stack prod --retire blue
+
+The whole state of an upgrade lives in the stack's `scaleplane:database` config, so each step
+is an edit of that section (validated with the program's own settings before it is written)
+followed by `pulumi up` through the Automation API:
+
+1. preflight  the live colour's pod is ready;
+2. freeze     writes to the live colour stop (SET GLOBAL super_read_only = ON): every row it
+              holds is then in the snapshot, and nothing written after it is left behind;
+3. snapshot   a VolumeSnapshot of the live colour's PVC; wait until it is readyToUse;
+4. create     the target colour, its PVC restored from the snapshot;
+5. verify     its pod is ready, it answers a query, and every table has as many rows as in the
+              live colour;
+6. switch     `active` becomes the target; a preview must show that only the `percona`
+              Service changes, or the switch is undone before anything is deployed.
+
+The old colour stays, read-only, for `--rollback`. Every step checks what is already done, so
+running the same command again resumes where it stopped. Cluster queries go through a
+`ClusterProbe` (kubectl here; tests use a fake), Pulumi through a `StackLike` (an Automation
+API stack; tests use a fake).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import subprocess
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Optional, Protocol
+
+import settings as settings_module
+from deploy.project import PROJECT_DIR, STACKS
+from settings import SettingsError
+from settings.database import COLOURS, DatabaseSettings
+
+SECTION = "scaleplane:database"
+SERVICE_TYPE = "kubernetes:core/v1:Service"
+COMPONENT_TYPE = "scaleplane:database:BlueGreenDatabase"
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+class ConfigValueLike(Protocol):
+    value: str
+    secret: bool
+
+
+class StackLike(Protocol):
+    """What the workflow needs of a Pulumi Automation API stack (pulumi.automation.Stack has it all)."""
+
+    name: str
+
+    def get_all_config(self) -> Mapping[str, Any]: ...
+
+    def set_all_config(self, config: Mapping[str, Any], *, path: bool = False) -> None: ...
+
+    def preview(self, **kwargs: Any) -> Any: ...
+
+    def up(self, **kwargs: Any) -> Any: ...
+
+    def outputs(self) -> Mapping[str, Any]: ...
+
+
+class ClusterProbe(Protocol):
+    """Read-only looks at the cluster, and SQL run inside a database pod as root."""
+
+    def snapshot_ready(self, namespace: str, name: str) -> bool: ...
+
+    def pod_ready(self, namespace: str, pod: str) -> bool: ...
+
+    def query(self, namespace: str, pod: str, sql: str) -> list[list[str]]: ...
+
+
+class WorkflowError(RuntimeError):
+    """A step could not be completed; the message says what to do next."""
+
+
+class ProbeError(RuntimeError):
+    """The cluster could not be asked (kubectl failed)."""
+
+
+def _config_value(value: str) -> Any:
+    from pulumi.automation import ConfigValue
+
+    return ConfigValue(value=value, secret=False)
+
+
+def _as_path_value(value: Any) -> str:
+    """`pulumi config set --path` stores "true"/"false" as booleans and everything else as given."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+USER_TABLES = (
+    "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+    "AND table_schema NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema') "
+    "ORDER BY table_schema, table_name"
+)
+
+
+def _quote(identifier: str) -> str:
+    return "`" + identifier.replace("`", "``") + "`"
+
+
+@dataclass
+class Workflow:
+    """The upgrade, rollback and retire steps against one stack and its cluster."""
+
+    stack: StackLike
+    probe: ClusterProbe
+    out: Callable[[str], None] = print
+    sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    snapshot_timeout: float = 900.0
+    poll_seconds: float = 5.0
+
+    # -- reading and changing the stack's database section ------------------------------------
+
+    def _raw(self) -> tuple[dict[str, str], frozenset[str]]:
+        config = self.stack.get_all_config()
+        raw = {key: value.value for key, value in config.items()}
+        secret = frozenset(key for key, value in config.items() if getattr(value, "secret", False))
+        return raw, secret
+
+    def database(self) -> DatabaseSettings:
+        """The stack's current, validated database settings."""
+        raw, secret = self._raw()
+        if SECTION not in raw:
+            raise WorkflowError(f"stack {self.stack.name} has no {SECTION} section: it runs no database")
+        validated = settings_module.from_config(raw, secret)
+        assert validated.database is not None  # present in raw, so validated
+        return validated.database
+
+    def _change(self, changes: Mapping[tuple[str, ...], Any], what: str) -> bool:
+        """Validate the section with `changes` applied, then write only what differs. True: written."""
+        raw, secret = self._raw()
+        section = json.loads(raw[SECTION])
+        updated = copy.deepcopy(section)
+        for path, value in changes.items():
+            node = updated
+            for part in path[:-1]:
+                node = node.setdefault(part, {})
+            node[path[-1]] = value
+        # The program's own validation, on the whole stack config: refused before anything changes.
+        settings_module.from_config({**raw, SECTION: json.dumps(updated)}, secret)
+        writes = {}
+        for path, value in changes.items():
+            node = section
+            for part in path:
+                node = node.get(part) if isinstance(node, dict) else None
+            if node != value:
+                writes[".".join((SECTION, *path))] = _config_value(_as_path_value(value))
+        if not writes:
+            self.out(f"  {what}: already in the stack config")
+            return False
+        for key, value in writes.items():
+            self.out(f"  config {key} = {value.value}")
+        self.stack.set_all_config(writes, path=True)
+        return True
+
+    def _up(self, what: str) -> None:
+        self.out(f"  pulumi up ({what}) ...")
+        self.stack.up(on_output=lambda line: self.out("    " + line.rstrip("\n")))
+
+    # -- cluster looks ----------------------------------------------------------------------------
+
+    @staticmethod
+    def pod(db: DatabaseSettings, colour: str) -> str:
+        return f"{db.name}-{colour}-0"
+
+    def _require_ready(self, db: DatabaseSettings, colour: str) -> None:
+        if not self.probe.pod_ready(db.namespace, self.pod(db, colour)):
+            raise WorkflowError(f"{colour}'s pod {db.namespace}/{self.pod(db, colour)} is not ready")
+
+    def _set_read_only(self, db: DatabaseSettings, colour: str, read_only: bool) -> None:
+        if read_only:
+            sql = "SET GLOBAL super_read_only = ON"
+        else:
+            sql = "SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF"
+        self.probe.query(db.namespace, self.pod(db, colour), sql)
+
+    def row_counts(self, db: DatabaseSettings, colour: str) -> dict[str, int]:
+        """Exact row counts of every user table (COUNT(*), not information_schema's estimate)."""
+        pod = self.pod(db, colour)
+        tables = [(row[0], row[1]) for row in self.probe.query(db.namespace, pod, USER_TABLES)]
+        if not tables:
+            return {}
+        sql = " UNION ALL ".join(
+            f"SELECT '{schema}.{table}', COUNT(*) FROM {_quote(schema)}.{_quote(table)}" for schema, table in tables
+        )
+        return {row[0]: int(row[1]) for row in self.probe.query(db.namespace, pod, sql)}
+
+    def _wait_for_snapshot(self, db: DatabaseSettings, snapshot: str) -> None:
+        deadline = self.clock() + self.snapshot_timeout
+        while not self.probe.snapshot_ready(db.namespace, snapshot):
+            if self.clock() >= deadline:
+                raise WorkflowError(
+                    f"VolumeSnapshot {db.namespace}/{snapshot} is not readyToUse after "
+                    f"{self.snapshot_timeout:.0f} s; run the same command again to keep waiting"
+                )
+            self.out(f"  waiting for VolumeSnapshot {snapshot} to be readyToUse ...")
+            self.sleep(self.poll_seconds)
+        self.out(f"  VolumeSnapshot {snapshot} is readyToUse")
+
+    # -- the switch: only the Service may change ----------------------------------------------
+
+    def _planned_changes(self) -> list[tuple[str, str, str]]:
+        """(op, type, urn) of every resource a preview would touch."""
+        changes: list[tuple[str, str, str]] = []
+
+        def collect(event: Any) -> None:
+            meta = getattr(getattr(event, "resource_pre_event", None), "metadata", None)
+            if meta is None:
+                return
+            op = str(getattr(meta.op, "value", meta.op))
+            if op not in ("same", "read"):
+                changes.append((op, meta.type, meta.urn))
+
+        self.out("  pulumi preview (a switch may change nothing but the percona Service's selector) ...")
+        self.stack.preview(on_event=collect)
+        return changes
+
+    @staticmethod
+    def _only_service(changes: list[tuple[str, str, str]]) -> bool:
+        """Every change is an update of the BlueGreenDatabase's `percona` Service."""
+        return all(
+            op == "update" and type_ == SERVICE_TYPE and f"{COMPONENT_TYPE}${SERVICE_TYPE}::" in urn
+            and urn.endswith("-service")
+            for op, type_, urn in changes
+        )
+
+    def _switch(self, db: DatabaseSettings, to: str) -> None:
+        previous = db.active
+        if to == previous:
+            # Resuming after the config was switched: deploy it, if nothing but the Service changes.
+            changes = self._planned_changes()
+            if not self._only_service(changes) or len(changes) > 1:
+                raise WorkflowError(
+                    f"the stack config already selects {to}, but a preview would change more than the percona "
+                    f"Service ({'; '.join(f'{op} {urn}' for op, _, urn in changes)}). Run `pulumi preview` to see why"
+                )
+            self._up(f"the percona Service selects {to}")
+            return
+        self._change({("active",): to}, f"active = {to}")
+        changes = self._planned_changes()
+        if len(changes) != 1 or not self._only_service(changes):
+            self._change({("active",): previous}, f"active back to {previous}")
+            described = "; ".join(f"{op} {urn}" for op, _, urn in changes) or "no change at all"
+            raise WorkflowError(
+                f"switching to {to} would not change only the percona Service ({described}); "
+                f"active is back to {previous} and nothing was deployed. Run `pulumi preview` to see why"
+            )
+        self._up(f"switch the percona Service to {to}")
+
+    # -- the commands -----------------------------------------------------------------------------
+
+    def upgrade(self, target: str, image: Optional[str] = None) -> None:
+        db = self.database()
+        live = db.active
+        self.out(f"[1/6] preflight: {db.name} serves from {live} ({db.colours[live].image}); target {target}")
+        if target == live:
+            self.out(f"  {target} is already live in the stack config; making sure the cluster agrees")
+            self._switch(db, target)
+            return
+        self._require_ready(db, live)
+        live_claim = db.claim(live)
+        existing = db.colours.get(target)
+        if existing is not None and not existing.retired:
+            source = db.snapshots[existing.restore_from].source if existing.restore_from else None
+            if source != live_claim:
+                raise WorkflowError(
+                    f"{target} already runs with its own data (it is not a copy of {live}'s PVC {live_claim}). "
+                    f"Retire it first (--retire {target}) to upgrade into it again"
+                )
+            assert existing.restore_from is not None
+            snapshot = existing.restore_from
+            image = image or existing.image
+            self.out(f"  resuming: {target} is restored from snapshot {snapshot} of {live}")
+        else:
+            if image is None:
+                if existing is None:
+                    raise WorkflowError(f"--image is required: {target} is not defined yet")
+                image = existing.image
+            referenced = {c.restore_from for c in db.colours.values() if c.restore_from}
+            pending = sorted(s for s, spec in db.snapshots.items() if spec.source == live_claim and s not in referenced)
+            snapshot = pending[-1] if pending else f"{live}-{self.now():%Y%m%d%H%M%S}"
+
+        self.out(f"[2/6] freeze: writes to {live} stop (super_read_only) so the snapshot holds every row")
+        self._set_read_only(db, live, True)
+
+        self.out(f"[3/6] snapshot: VolumeSnapshot {snapshot} of {live}'s PVC {live_claim}")
+        if snapshot not in db.snapshots:
+            self._change({("snapshots", snapshot, "source"): live_claim}, f"snapshot {snapshot}")
+        self._up(f"snapshot {snapshot}")
+        self._wait_for_snapshot(db, snapshot)
+
+        self.out(f"[4/6] create: {target} on {image}, its PVC restored from {snapshot}")
+        changes: dict[tuple[str, ...], Any] = {
+            ("colours", target, "image"): image,
+            ("colours", target, "restoreFrom"): snapshot,
+        }
+        if existing is not None and existing.retired:
+            changes[("colours", target, "retired")] = False
+        self._change(changes, f"colour {target}")
+        self._up(f"create {target}")
+
+        db = self.database()
+        self.out(f"[5/6] verify: {target} is ready, answers queries and holds every row of {live}")
+        self._verify(db, live, target)
+
+        self.out(f"[6/6] switch: the percona Service selects {target}")
+        self._switch(db, target)
+        self._require_ready(db, target)
+        self.out(
+            f"done: {target} is live. {live} stays read-only for rollback "
+            f"(python -m deploy bluegreen --stack {self.stack.name} --rollback); "
+            f"retire it when sure (--retire {live})."
+        )
+
+    def _verify(self, db: DatabaseSettings, live: str, target: str) -> None:
+        self._require_ready(db, target)
+        pod = self.pod(db, target)
+        if self.probe.query(db.namespace, pod, "SELECT 1") != [["1"]]:
+            raise WorkflowError(f"{target} does not answer SELECT 1")
+        for colour in (live, target):
+            version = self.probe.query(db.namespace, self.pod(db, colour), "SELECT VERSION()")
+            self.out(f"  {colour}: Percona Server {version[0][0] if version else '?'}")
+        before, after = self.row_counts(db, live), self.row_counts(db, target)
+        for table in sorted(set(before) | set(after)):
+            self.out(f"  {table}: {live} {before.get(table, '-')} rows, {target} {after.get(table, '-')} rows")
+        if before != after:
+            differing = sorted(t for t in set(before) | set(after) if before.get(t) != after.get(t))
+            raise WorkflowError(
+                f"{target} does not hold the same rows as {live} ({', '.join(differing)}); the Service still "
+                f"selects {live}. If {live} took writes after the snapshot, retire {target} "
+                f"(--retire {target}) and upgrade again"
+            )
+
+    def predecessor(self, db: DatabaseSettings) -> Optional[str]:
+        """The colour the live colour was restored from, if it still runs."""
+        spec = db.colours[db.active]
+        if not spec.restore_from:
+            return None
+        source = db.snapshots[spec.restore_from].source
+        return next((c for c in db.serving if c != db.active and db.claim(c) == source), None)
+
+    def rollback(self) -> None:
+        db = self.database()
+        live = db.active
+        previous = self.predecessor(db)
+        if previous is None:
+            self.out(f"{live} is live and no running colour was upgraded into it: nothing to switch back to")
+            self._require_ready(db, live)
+            self.out(f"  lifting any write freeze on {live} (an interrupted upgrade leaves it read-only)")
+            self._set_read_only(db, live, False)
+            return
+        self.out(f"[1/4] preflight: {live} is live; rolling back to {previous}")
+        self._require_ready(db, previous)
+        self._require_ready(db, live)
+        newer, older = self.row_counts(db, live), self.row_counts(db, previous)
+        for table in sorted(set(newer) | set(older)):
+            if newer.get(table) != older.get(table):
+                self.out(
+                    f"  warning: {table}: {live} {newer.get(table, '-')} rows, {previous} {older.get(table, '-')} "
+                    f"rows; what {live} took since the switch stays on {live}'s volume only"
+                )
+        self.out(f"[2/4] freeze {live}: no more writes to it (open connections included)")
+        self._set_read_only(db, live, True)
+        self.out(f"[3/4] unfreeze {previous}")
+        self._set_read_only(db, previous, False)
+        self.out(f"[4/4] switch: the percona Service selects {previous}")
+        self._switch(db, previous)
+        self.out(f"done: {previous} is live again; {live} stays, read-only, until you retire it (--retire {live})")
+
+    def retire(self, colour: str) -> None:
+        db = self.database()
+        spec = db.colours.get(colour)  # type: ignore[call-overload]
+        if spec is None or spec.retired:
+            self.out(f"{colour} is not running: nothing to retire")
+            return
+        claim = db.claim(colour)  # type: ignore[arg-type]
+        self.out(f"[1/1] retire {colour}: its StatefulSet goes; its PVC {claim} is retained")
+        # Refused by the settings (naming colours.<colour>.retired) when it is the live colour.
+        self._change({("colours", colour, "retired"): True}, f"retire {colour}")
+        self._up(f"retire {colour}")
+        self.out(
+            f"done: {colour} no longer runs. Its volume is kept: delete it on purpose with "
+            f"`kubectl -n {db.namespace} delete pvc {claim}` once you are sure"
+        )
+
+
+# -- kubectl -------------------------------------------------------------------------------------
+
+
+class KubectlProbe:
+    """The cluster probe through kubectl (the kubernetes Python client is not a dependency)."""
+
+    def __init__(
+        self,
+        context: Optional[str] = None,
+        kubeconfig: Optional[str] = None,
+        run: Callable[..., subprocess.CompletedProcess[str]] = subprocess.run,
+    ):
+        self.context = context
+        self.kubeconfig = kubeconfig
+        self._run = run
+
+    def _kubectl(self, *args: str) -> str:
+        command = ["kubectl"]
+        if self.kubeconfig:
+            command += ["--kubeconfig", self.kubeconfig]
+        if self.context:
+            command += ["--context", self.context]
+        command += list(args)
+        result = self._run(command, capture_output=True, text=True, timeout=300, check=False)
+        if result.returncode != 0:
+            raise ProbeError(f"kubectl {' '.join(args[:4])} failed: {result.stderr.strip()}")
+        return result.stdout
+
+    def snapshot_ready(self, namespace: str, name: str) -> bool:
+        out = self._kubectl(
+            "-n", namespace, "get", "volumesnapshots.snapshot.storage.k8s.io", name, "--ignore-not-found",
+            "-o", 'jsonpath={.status.readyToUse}{"|"}{.status.error.message}',
+        )
+        ready, _, error = out.partition("|")
+        if error.strip():
+            raise ProbeError(f"VolumeSnapshot {namespace}/{name} failed: {error.strip()}")
+        return ready.strip() == "true"
+
+    def pod_ready(self, namespace: str, pod: str) -> bool:
+        out = self._kubectl(
+            "-n", namespace, "get", "pod", pod, "--ignore-not-found",
+            "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+        )
+        return out.strip() == "True"
+
+    def query(self, namespace: str, pod: str, sql: str) -> list[list[str]]:
+        # The password never leaves the pod: the shell in the container reads it from its env.
+        shell = 'MYSQL_PWD="$MYSQL_ROOT_PASSWORD" exec mysql --user=root --batch --skip-column-names --execute="$1"'
+        out = self._kubectl("-n", namespace, "exec", pod, "-c", "mysql", "--", "sh", "-c", shell, "sh", sql)
+        return [line.split("\t") for line in out.splitlines() if line]
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = subparsers.add_parser(
+        "bluegreen",
+        help="blue/green upgrade of the Percona database: snapshot, create, verify, switch; or roll back",
+    )
+    parser.add_argument("--stack", "-s", required=True, help=f"stack name ({', '.join(STACKS)})")
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--to", choices=COLOURS, help="upgrade into this colour and switch to it")
+    action.add_argument("--rollback", action="store_true", help="switch back to the colour upgraded from")
+    action.add_argument("--retire", choices=COLOURS, help="remove a colour that is not live (its PVC is kept)")
+    parser.add_argument("--image", help="Percona Server image of the new colour (pinned tag or digest)")
+    parser.add_argument("--context", help="kubeconfig context (default: the stack's existingCluster.context)")
+    parser.add_argument("--kubeconfig", help="kubeconfig file (default: the stack's, or KUBECONFIG)")
+    parser.add_argument("--snapshot-timeout", type=float, default=900.0, help="seconds to wait for a snapshot")
+    parser.set_defaults(handler=run)
+
+
+def open_stack(name: str) -> StackLike:
+    """The project's stack through the Automation API (a local workspace on this checkout)."""
+    from pulumi import automation as auto
+
+    return auto.select_stack(stack_name=name, work_dir=str(PROJECT_DIR))  # type: ignore[return-value]
+
+
+def probe_for(stack: StackLike, context: Optional[str], kubeconfig: Optional[str]) -> ClusterProbe:
+    """kubectl pointed at the stack's cluster: flags first, then the stack's existingCluster, then its outputs."""
+    if context or kubeconfig:
+        return KubectlProbe(context, kubeconfig)
+    config = stack.get_all_config()
+    existing = config.get("scaleplane:existingCluster")
+    if existing is not None:
+        section = json.loads(existing.value)
+        return KubectlProbe(section.get("context"), section.get("kubeconfig"))
+    outputs = stack.outputs()
+    if "kubeconfig" in outputs:
+        handle, path = tempfile.mkstemp(prefix="scaleplane-kubeconfig-")
+        with os.fdopen(handle, "w") as file:
+            value = outputs["kubeconfig"].value
+            file.write(value if isinstance(value, str) else json.dumps(value))
+        return KubectlProbe(None, path)
+    raise WorkflowError(f"cannot tell which cluster stack {stack.name} runs on: pass --context or --kubeconfig")
+
+
+def run(
+    args: argparse.Namespace,
+    *,
+    stack_factory: Callable[[str], StackLike] = open_stack,
+    probe_factory: Callable[[StackLike, Optional[str], Optional[str]], ClusterProbe] = probe_for,
+    out: Callable[[str], None] = print,
+) -> int:
+    try:
+        stack = stack_factory(args.stack)
+        workflow = Workflow(stack, probe_factory(stack, args.context, args.kubeconfig), out=out,
+                            snapshot_timeout=args.snapshot_timeout)
+        if args.to:
+            workflow.upgrade(args.to, args.image)
+        elif args.rollback:
+            workflow.rollback()
+        else:
+            workflow.retire(args.retire)
+    except SettingsError as error:
+        out(f"bluegreen: refused, nothing changed: {error}")
+        return EXIT_INVALID
+    except (WorkflowError, ProbeError) as error:
+        out(f"bluegreen: stopped: {error}")
+        return EXIT_FAILED
+    return EXIT_OK
+
