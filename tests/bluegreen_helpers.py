@@ -26,6 +26,11 @@ if not REFERENCE_DIR.is_dir():  # a worktree under /work/wt/<name>, or the main 
 
 BLUE_IMAGE = "docker.io/percona/percona-server:8.0.43-34"
 GREEN_IMAGE = "docker.io/percona/percona-server:8.0.46-37.1"
+#: RandomPassword.result is computed by the provider: the mocks answer with a recognisable fake.
+mockrun.MOCK_OUTPUTS.setdefault(
+    "random:index/randomPassword:RandomPassword", lambda name, inputs: {"result": f"fake-password-of-{name}"}
+)
+
 LOADGEN_IMAGE = "docker.io/openebs/tests-mysql-client@sha256:" + "0" * 63 + "1"
 
 

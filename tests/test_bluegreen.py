@@ -1,0 +1,367 @@
+"""The BlueGreenDatabase component: what each colour and phase renders, and what switching changes."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from bluegreen_helpers import (
+    BLUE_IMAGE,
+    GREEN_IMAGE,
+    LOADGEN_IMAGE,
+    kube_objects,
+    one,
+    raw_config,
+    run_components,
+    run_program,
+    validate_object,
+)
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
+
+import settings
+from deploy import mockrun
+from settings import SettingsError
+from settings.database import claim_name
+
+ZFS = {"driver": "zfs-localpv", "zfsLocalPv": {"poolName": "zfspv-pool"}}
+SNAPSHOT = "blue-20261126160000"
+
+#: Phase 1: only blue.
+BLUE_ONLY: dict[str, Any] = {"active": "blue", "colours": {"blue": {"image": BLUE_IMAGE}}}
+#: Phase 2: blue live, a snapshot of its PVC, green restored from it.
+BOTH: dict[str, Any] = {
+    "active": "blue",
+    "colours": {"blue": {"image": BLUE_IMAGE}, "green": {"image": GREEN_IMAGE, "restoreFrom": SNAPSHOT}},
+    "snapshots": {SNAPSHOT: {"source": "data-percona-blue"}},
+}
+
+
+def with_changes(base: dict[str, Any], **changes: Any) -> dict[str, Any]:
+    section = copy.deepcopy(base)
+    section.update(changes)
+    return section
+
+
+def plan(database: dict[str, Any]) -> mockrun.PlanResult:
+    return run_components(raw_config(database, ZFS))
+
+
+# -- phase 1: blue ------------------------------------------------------------------------------
+
+
+def test_blue_is_a_statefulset_of_one_on_its_own_retained_pvc() -> None:
+    result = plan(BLUE_ONLY)
+    (statefulset,) = kube_objects(result, "StatefulSet")
+    (claim,) = kube_objects(result, "PersistentVolumeClaim")
+    assert statefulset.inputs["metadata"]["name"] == "percona-blue"
+    assert statefulset.inputs["spec"]["replicas"] == 1
+    pod = statefulset.inputs["spec"]["template"]["spec"]
+    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "data-percona-blue"}}]
+    assert claim.inputs["metadata"]["name"] == "data-percona-blue"
+    assert claim.inputs["spec"]["storageClassName"] == "scaleplane-snapshot"
+    assert "dataSource" not in claim.inputs["spec"]
+    assert claim.retain_on_delete
+    assert pod["containers"][0]["image"] == BLUE_IMAGE
+
+
+def test_blue_has_probes_resources_and_runs_as_mysql_not_root() -> None:
+    (statefulset,) = kube_objects(plan(BLUE_ONLY), "StatefulSet")
+    pod = statefulset.inputs["spec"]["template"]["spec"]
+    (mysql,) = pod["containers"]
+    assert mysql["livenessProbe"]["exec"]["command"][:2] == ["mysqladmin", "ping"]
+    assert mysql["startupProbe"]["exec"]["command"][:2] == ["mysqladmin", "ping"]
+    readiness = " ".join(mysql["readinessProbe"]["exec"]["command"])
+    assert "SELECT 1" in readiness and "mysql " in readiness
+    assert mysql["resources"]["requests"] == {"cpu": "500m", "memory": "1Gi"}
+    assert mysql["resources"]["limits"] == {"memory": "2Gi"}
+    assert pod["securityContext"]["runAsUser"] == 1001 and pod["securityContext"]["fsGroup"] == 1001
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert mysql["securityContext"]["allowPrivilegeEscalation"] is False
+    assert mysql["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+
+
+def test_passwords_are_generated_and_only_referenced_from_the_secret() -> None:
+    result = plan(BLUE_ONLY)
+    passwords = [r for r in result.resources if r.type == "random:index/randomPassword:RandomPassword"]
+    assert len(passwords) == 2 and all(p.inputs["length"] >= 32 for p in passwords)
+    secret = one(result, "Secret")
+    assert "stringData" in secret.secret_paths  # the whole map is secret in state and in previews
+    assert secret.inputs["stringData"] == {
+        "root-password": "fake-password-of-database-root-password",
+        "app-password": "fake-password-of-database-app-password",
+    }
+    # No generated password appears in plain text anywhere else.
+    for resource in result.resources:
+        if resource.type.startswith("kubernetes:") and resource is not secret:
+            assert "fake-password" not in json.dumps(resource.inputs), resource.name
+    (statefulset,) = kube_objects(result, "StatefulSet")
+    env = {e["name"]: e for e in statefulset.inputs["spec"]["template"]["spec"]["containers"][0]["env"]}
+    for name, key in (("MYSQL_ROOT_PASSWORD", "root-password"), ("MYSQL_PASSWORD", "app-password")):
+        assert "value" not in env[name]
+        assert env[name]["valueFrom"]["secretKeyRef"] == {"name": "percona-credentials", "key": key}
+
+
+def test_the_percona_service_selects_the_live_colour_on_port_3306() -> None:
+    service = one(plan(BLUE_ONLY), "Service", "percona")
+    assert service.inputs["spec"]["selector"] == {"app": "blue", "app.kubernetes.io/part-of": "percona"}
+    assert service.inputs["spec"]["ports"][0]["port"] == 3306
+
+
+def test_the_namespace_is_retained_because_deleting_it_would_delete_the_pvcs() -> None:
+    namespace = one(plan(BLUE_ONLY), "Namespace")
+    assert namespace.retain_on_delete
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+# -- phase 2: green restored from a snapshot of blue --------------------------------------------
+
+
+def test_green_is_restored_from_a_retained_snapshot_of_blues_pvc() -> None:
+    result = plan(BOTH)
+    snapshot = one(result, "VolumeSnapshot")
+    assert snapshot.type == "kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshot"
+    assert snapshot.inputs["metadata"] == {
+        "name": SNAPSHOT,
+        "namespace": "percona",
+        "labels": {"app.kubernetes.io/managed-by": "scaleplane", "app.kubernetes.io/part-of": "percona"},
+    }
+    assert snapshot.inputs["spec"] == {
+        "volumeSnapshotClassName": "scaleplane-retain",
+        "source": {"persistentVolumeClaimName": "data-percona-blue"},
+    }
+    assert snapshot.retain_on_delete
+    green_claim = one(result, "PersistentVolumeClaim", f"data-percona-green-from-{SNAPSHOT}")
+    assert green_claim.inputs["spec"]["dataSource"] == {
+        "apiGroup": "snapshot.storage.k8s.io",
+        "kind": "VolumeSnapshot",
+        "name": SNAPSHOT,
+    }
+    assert green_claim.retain_on_delete
+    # Order: blue's PVC, then the snapshot of it, then green's PVC, then green's StatefulSet.
+    blue_claim = one(result, "PersistentVolumeClaim", "data-percona-blue")
+    assert blue_claim.urn in snapshot.dependencies
+    assert snapshot.urn in green_claim.dependencies
+    green = one(result, "StatefulSet", "percona-green")
+    assert green.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == GREEN_IMAGE
+    assert green.inputs["spec"]["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["claimName"] == (
+        f"data-percona-green-from-{SNAPSHOT}"
+    )
+
+
+def test_each_colour_selects_only_its_own_pods() -> None:
+    result = plan(BOTH)
+    for colour in ("blue", "green"):
+        statefulset = one(result, "StatefulSet", f"percona-{colour}")
+        selector = statefulset.inputs["spec"]["selector"]["matchLabels"]
+        assert selector["app"] == colour
+        assert statefulset.inputs["spec"]["template"]["metadata"]["labels"]["app"] == colour
+        peers = one(result, "Service", f"percona-{colour}")
+        assert peers.inputs["spec"]["clusterIP"] == "None"
+        assert peers.inputs["spec"]["selector"] == selector
+
+
+@pytest.mark.parametrize(
+    "database",
+    [
+        BLUE_ONLY,
+        BOTH,
+        with_changes(BOTH, active="green"),
+        with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE}),
+    ],
+    ids=["blue", "both", "green-live", "load-generator"],
+)
+def test_every_object_is_valid_against_the_kubernetes_schema_or_its_crd(database: dict[str, Any]) -> None:
+    objects = kube_objects(plan(database))
+    assert len(objects) >= 6
+    for resource in objects:
+        validate_object(resource.inputs)
+
+
+# -- the switch ---------------------------------------------------------------------------------
+
+
+def comparable(resource: mockrun.PlannedResource) -> dict[str, Any]:
+    return {
+        "urn": resource.urn,
+        "inputs": resource.inputs,
+        "parent": resource.parent,
+        "provider": resource.provider,
+        "protect": resource.protect,
+        "retain_on_delete": resource.retain_on_delete,
+        "dependencies": sorted(resource.dependencies),
+        "ignore_changes": resource.ignore_changes,
+        "delete_before_replace": resource.delete_before_replace,
+        "secret_paths": sorted(resource.secret_paths),
+    }
+
+
+@pytest.mark.parametrize("stack", ["local", "prod"])
+def test_switching_changes_nothing_in_the_stack_but_the_services_selector(stack: str) -> None:
+    storage = json.loads(raw_config(None, None, stack)["scaleplane:storage"])
+    blue = run_program(raw_config(BOTH, storage, stack), stack)
+    green = run_program(raw_config(with_changes(BOTH, active="green"), storage, stack), stack)
+    before = {r.urn: comparable(r) for r in blue.resources}
+    after = {r.urn: comparable(r) for r in green.resources}
+    assert set(before) == set(after)
+    changed = sorted(urn for urn in before if before[urn] != after[urn])
+    (service_urn,) = [u for u in before if u.endswith(f"{stack}-database-service")]
+    assert changed == [service_urn]
+    selector_before = before[service_urn]["inputs"]["spec"].pop("selector")
+    selector_after = after[service_urn]["inputs"]["spec"].pop("selector")
+    assert before[service_urn] == after[service_urn]
+    assert (selector_before["app"], selector_after["app"]) == ("blue", "green")
+
+
+# -- retiring -------------------------------------------------------------------------------------
+
+
+def test_a_retired_colour_runs_nothing_but_its_snapshot_stays_declared() -> None:
+    retired = with_changes(BOTH, active="green")
+    retired["colours"]["blue"]["retired"] = True
+    result = plan(retired)
+    assert [r.inputs["metadata"]["name"] for r in kube_objects(result, "StatefulSet")] == ["percona-green"]
+    assert [r.inputs["metadata"]["name"] for r in kube_objects(result, "PersistentVolumeClaim")] == [
+        f"data-percona-green-from-{SNAPSHOT}"
+    ]
+    snapshot = one(result, "VolumeSnapshot")
+    assert snapshot.inputs["spec"]["source"]["persistentVolumeClaimName"] == "data-percona-blue"
+    # blue's PVC is retained in the cluster, no longer in the stack: nothing to wait for.
+    assert not [d for d in snapshot.dependencies if "PersistentVolumeClaim" in d]
+
+
+def test_a_colour_restored_again_gets_a_new_claim_beside_its_retained_one() -> None:
+    assert claim_name("percona", "blue", None) == "data-percona-blue"
+    assert claim_name("percona", "blue", "green-1") == "data-percona-blue-from-green-1"
+    database = {
+        "active": "green",
+        "colours": {
+            "green": {"image": GREEN_IMAGE, "restoreFrom": SNAPSHOT},
+            "blue": {"image": GREEN_IMAGE, "restoreFrom": "green-20261201000000"},
+        },
+        "snapshots": {
+            SNAPSHOT: {"source": "data-percona-blue"},
+            "green-20261201000000": {"source": f"data-percona-green-from-{SNAPSHOT}"},
+        },
+    }
+    result = plan(database)
+    names = sorted(r.inputs["metadata"]["name"] for r in kube_objects(result, "PersistentVolumeClaim"))
+    assert names == ["data-percona-blue-from-green-20261201000000", f"data-percona-green-from-{SNAPSHOT}"]
+
+
+# -- the load generator -----------------------------------------------------------------------------
+
+
+def test_load_generator_is_off_by_default() -> None:
+    assert kube_objects(plan(BOTH), "Job") == []
+
+
+def test_load_generator_runs_the_playbook_script_bounded_with_generated_credentials() -> None:
+    database = with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE})
+    job = one(plan(database), "Job").inputs
+    assert job["spec"]["backoffLimit"] == 1
+    assert job["spec"]["activeDeadlineSeconds"] == 360
+    assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    pod = job["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    assert container["image"] == LOADGEN_IMAGE
+    script = container["command"][-1]
+    assert "MySQLLoadGenerate.sh" in script and "timelimit -t 300" in script
+    assert "percona.percona.svc.cluster.local" in script
+    assert "k8sDem0" not in script.replace("-pk8sDem0/", "")  # only as the pattern replaced away
+    env = {e["name"]: e for e in container["env"]}
+    assert env["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "app-password"
+    assert container["resources"]["requests"]["cpu"] == "100m"
+    assert pod["restartPolicy"] == "Never"
+
+
+# -- bad settings ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("database", "expected"),
+    [
+        (with_changes(BLUE_ONLY, active="green"), "active: colour 'green' is not defined"),
+        (with_changes(BLUE_ONLY, active="purple"), "scaleplane:database.active"),
+        (
+            {"active": "blue", "colours": {"blue": {"retired": True}}},
+            "colours.blue.retired: blue is the live colour",
+        ),
+        (
+            with_changes(BOTH, snapshots={SNAPSHOT: {"source": "data-mongodb-0"}}),
+            f"snapshots.{SNAPSHOT}.source: 'data-mongodb-0' is not a PVC of this database",
+        ),
+        (
+            with_changes(BOTH, snapshots={}),
+            f"colours.green.restoreFrom: snapshot '{SNAPSHOT}' is not defined",
+        ),
+        (
+            with_changes(BOTH, snapshots={SNAPSHOT: {"source": f"data-percona-green-from-{SNAPSHOT}"}}),
+            "a volume cannot be restored from itself",
+        ),
+        (
+            {
+                "active": "blue",
+                "colours": {"blue": {"restoreFrom": "g-1"}, "green": {"restoreFrom": "b-1"}},
+                "snapshots": {
+                    "g-1": {"source": "data-percona-green-from-b-1"},
+                    "b-1": {"source": "data-percona-blue-from-g-1"},
+                },
+            },
+            "neither volume could ever be created",
+        ),
+        (
+            with_changes(BOTH, colours={"blue": {"image": "percona/percona-server:latest"}}),
+            "scaleplane:database.colours.blue.image",
+        ),
+        (
+            with_changes(BOTH, loadGenerator={"enabled": True}),
+            "loadGenerator.image is required",
+        ),
+        (with_changes(BOTH, colour="blue"), "scaleplane:database.colour: unknown key"),
+    ],
+)
+def test_bad_database_settings_are_refused_naming_the_key(database: dict[str, Any], expected: str) -> None:
+    with pytest.raises(SettingsError) as error:
+        settings.from_config(raw_config(database, ZFS))
+    assert "scaleplane:database" in str(error.value)
+    assert expected in str(error.value)
+
+
+def test_a_database_needs_snapshot_storage() -> None:
+    raw = raw_config(BLUE_ONLY, None)
+    raw.pop("scaleplane:storage", None)
+    with pytest.raises(SettingsError, match="scaleplane:storage is not"):
+        settings.from_config(raw)
+
+
+@hypothesis_settings(max_examples=60, deadline=None)
+@given(
+    active=st.sampled_from(["blue", "green"]),
+    colours=st.dictionaries(
+        st.sampled_from(["blue", "green"]),
+        st.fixed_dictionaries({}, optional={"retired": st.booleans(), "restoreFrom": st.sampled_from(["s-1", "s-2"])}),
+        min_size=1,
+    ),
+    sources=st.dictionaries(
+        st.sampled_from(["s-1", "s-2"]),
+        st.sampled_from(["data-percona-blue", "data-percona-green", "data-percona-green-from-s-1", "data-x"]),
+    ),
+)
+def test_accepted_settings_always_name_a_live_running_colour_and_known_sources(
+    active: str, colours: dict[str, Any], sources: dict[str, str]
+) -> None:
+    database = {"active": active, "colours": colours, "snapshots": {k: {"source": v} for k, v in sources.items()}}
+    try:
+        accepted = settings.from_config(raw_config(database, ZFS)).database
+    except SettingsError as error:
+        assert all("scaleplane:database" in problem for problem in error.problems)
+        return
+    assert accepted is not None
+    assert accepted.active in accepted.serving
+    for spec in accepted.colours.values():
+        assert spec.restore_from is None or spec.restore_from in accepted.snapshots
+    assert all(s.source in accepted.known_claims() for s in accepted.snapshots.values())
