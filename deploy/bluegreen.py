@@ -507,10 +507,11 @@ def run(
     stack_factory: Callable[[str], StackLike] = open_stack,
     probe_factory: Callable[[StackLike, Optional[str], Optional[str]], ClusterProbe] = probe_for,
     out: Callable[[str], None] = print,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> int:
     try:
         stack = stack_factory(args.stack)
-        workflow = Workflow(stack, probe_factory(stack, args.context, args.kubeconfig), out=out,
+        workflow = Workflow(stack, probe_factory(stack, args.context, args.kubeconfig), out=out, sleep=sleep,
                             snapshot_timeout=args.snapshot_timeout)
         if args.to:
             workflow.upgrade(args.to, args.image)
