@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import ConfigDict
 from pydantic.alias_generators import to_camel
@@ -33,9 +34,7 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(
-            "invalid stack configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
-        )
+        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {problem}" for problem in problems))
 
 
 def key_path(top: str, loc: tuple[Any, ...]) -> str:
