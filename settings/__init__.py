@@ -168,13 +168,14 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
         try:
             document[key] = json.loads(value)
         except json.JSONDecodeError:
-            problems.append(f"{full_key}: {value!r} is not a valid value of this key's type")
+            document[key] = value  # not JSON: the type check below names what was expected
+    try:
+        validated = _ADAPTER.validate_json(json.dumps(document))
+    except ValidationError as error:
+        problems.extend(_describe(e) for e in error.errors())
     if problems:
         raise SettingsError(problems)
-    try:
-        return _ADAPTER.validate_json(json.dumps(document))
-    except ValidationError as error:
-        raise SettingsError([_describe(e) for e in error.errors()]) from None
+    return validated
 
 
 def load() -> Settings:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
@@ -43,3 +44,8 @@ def key_path(top: str, loc: tuple[Any, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def parse(cls: type[T], data: Any) -> T:
+    """Validate plain data (as a config file holds it) into a settings dataclass."""
+    return TypeAdapter(cls).validate_json(json.dumps(data))
