@@ -95,7 +95,9 @@ class TodoApp(pulumi.ComponentResource):
                 "labels": {**app_labels(todo.name, "namespace", environment=args.environment), **args.namespace_labels},
                 "annotations": dict(args.namespace_annotations),
             },
-            opts=child_opts(self, provider),
+            # Deleting a namespace deletes the volume claims in it: `pulumi destroy` leaves this one
+            # (and the data) in the cluster until someone deletes it on purpose.
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
         namespace = ns.metadata.name
 

@@ -278,3 +278,10 @@ def test_load_test_is_bounded_in_requests_and_time() -> None:
 
 def test_load_test_is_off_by_default(stack_plan: mockrun.PlanResult) -> None:
     assert not [r for r in stack_plan.resources if r.type == "kubernetes:batch/v1:Job" and "load-test" in r.name]
+
+
+@pytest.mark.parametrize("build", ["todo", "minio"])
+def test_namespaces_holding_volumes_survive_destroy(build: str) -> None:
+    result = todo_app() if build == "todo" else minio()
+    (namespace,) = [r for r in result.resources if r.type == "kubernetes:core/v1:Namespace"]
+    assert namespace.retain_on_delete is True
