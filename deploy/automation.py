@@ -528,6 +528,8 @@ class Report:
     guard_risks: list[DataLossRisk] = field(default_factory=list)
     outputs: Optional[dict[str, Any]] = None
     secret_outputs: list[str] = field(default_factory=list)
+    #: True when the changes are a plan (a preview, or an up stopped at its preview), not done.
+    planned: bool = False
 
     def finish(self, exit_code: int, result: str, message: str = "") -> int:
         self.exit_code, self.result, self.message = exit_code, result, message
@@ -558,7 +560,7 @@ class Report:
         }
 
     def summary(self) -> str:
-        verb = "would change" if self.command == "preview" else "changed"
+        verb = "would change" if self.planned else "changed"
         lines = [f"== {self.command} {self.stack}: {self.result} (exit {self.exit_code})"]
         table = self.tally.by_type()
         if table:
@@ -638,6 +640,7 @@ def run_preview(stack: StackLike, report: Report, out: TextIO, options: RunOptio
 def run_up(stack: StackLike, report: Report, out: TextIO, options: RunOptions, allow_data_loss: bool = False) -> int:
     """Preview first (policy and data-loss guard), then update."""
     print(f"-- previewing {report.stack} before the update", file=out, flush=True)
+    report.planned = True
     guard = EventTally()
     stderr = LineStream(sys.stderr, keep=True)
     try:
@@ -655,6 +658,9 @@ def run_up(stack: StackLike, report: Report, out: TextIO, options: RunOptions, a
             f"refusing to update: {count} stateful or protected resource{'s' if count > 1 else ''} would be deleted "
             "or replaced; --allow-data-loss overrides",
         )
+    for risk in report.guard_risks:
+        print(f"-- --allow-data-loss: going ahead with {risk.describe()}", file=out, flush=True)
+    report.planned = False
     print(f"-- updating {report.stack}", file=out, flush=True)
     stderr = LineStream(sys.stderr, keep=True)
     try:
@@ -719,7 +725,7 @@ COMMANDS = {
 def handle(args: argparse.Namespace) -> int:
     """Run one command; print the summary (and JSON with --json); return the exit code."""
     progress: TextIO = sys.stderr if args.json else sys.stdout
-    report = Report(command=args.command, stack=args.stack)
+    report = Report(command=args.command, stack=args.stack, planned=args.command == "preview")
     options = RunOptions(color=args.color, diff=args.diff, message=args.message)
     try:
         code = _dispatch(args, report, progress, options)
