@@ -331,6 +331,13 @@ def test_destroying_prod_is_refused(use, capsys) -> None:
     assert stack.calls_to("destroy") and stack.resources == []
 
 
+def test_a_stack_named_prod_is_production_whatever_its_config(use, project_dir: Path) -> None:
+    (project_dir / "stacks" / "Pulumi.prod.yaml").write_text("config:\n  scaleplane:environment: prod\n")
+    stack = use(FakeStack("prod"))
+    assert run("destroy", "--stack", "prod") == automation.EXIT_REFUSED
+    assert stack.calls == []
+
+
 def test_any_stack_marked_production_is_protected(use, project_dir: Path) -> None:
     (project_dir / "stacks" / "Pulumi.prod-eu.yaml").write_text(
         "config:\n  scaleplane:environment: prod-eu\n  scaleplane:production: true\n"
