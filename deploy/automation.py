@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -76,6 +77,8 @@ STATEFUL_TYPES = frozenset(
         "kubernetes:apps/v1:StatefulSet",
         "aws:s3/bucket:Bucket",
         "aws:s3/bucketV2:BucketV2",
+        "aws:ebs/volume:Volume",
+        "aws:ebs/snapshot:Snapshot",
     }
 )
 
@@ -248,7 +251,7 @@ def error_line(err: BaseException, stderr_lines: Optional[list[str]] = None) -> 
         lines += (text.split(marker, 1)[1] if marker in text else text).splitlines()
     else:
         lines += str(err).splitlines()
-    lines = [line.strip() for line in lines if line.strip()]
+    lines = [plain_text(line) for line in lines if plain_text(line)]
     errors = [line for line in lines if line.startswith("error:")]
     if errors:
         return errors[-1].removeprefix("error:").strip()
@@ -416,6 +419,24 @@ def _urn_name(urn: str) -> str:
     return urn.rsplit("::", 1)[-1] if urn else ""
 
 
+#: ANSI escapes and Pulumi's own colour directives (`<{%fg 1%}>`), which engine messages may carry.
+_COLOUR = re.compile(r"\x1b\[[0-9;]*m|<\{%[^%]*%\}>")
+
+
+def plain_text(message: str) -> str:
+    return _COLOUR.sub("", message).strip()
+
+
+def diagnostic_line(message: str) -> str:
+    """One line of an engine error: the exception line of a program traceback, else the first line."""
+    lines = [line.strip() for line in plain_text(message).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    if any(line.startswith("Traceback (most recent call last)") for line in lines):
+        return lines[-1]
+    return lines[0]
+
+
 @dataclass
 class EventTally:
     """Collects engine events (pass `on_event=tally`): changes by type, policy findings, risks, errors."""
@@ -446,14 +467,14 @@ class EventTally:
                 policy=found.policy_name,
                 level=found.enforcement_level,
                 resource=_urn_name(found.resource_urn or ""),
-                message=found.message.strip(),
+                message=plain_text(found.message),
             )
             if finding not in self.policy:
                 self.policy.append(finding)
         if event.diagnostic_event is not None and event.diagnostic_event.severity == "error":
-            message = event.diagnostic_event.message.strip()
-            if message:
-                self.errors.append(message)
+            line = diagnostic_line(event.diagnostic_event.message)
+            if line:
+                self.errors.append(line)
 
     def _record_step(self, metadata: auto.StepEventMetadata) -> None:
         op = metadata.op.value if isinstance(metadata.op, auto.OpType) else str(metadata.op)
@@ -617,7 +638,7 @@ def _failure(report: Report, err: BaseException, stderr: LineStream, tally: Even
         return report.finish(EXIT_POLICY_VIOLATION, "policy-violation",
                              f"{count} mandatory policy violation{'s' if count > 1 else ''}")
     # The engine's first error diagnostic is the root cause; the CLI's own last line is often generic.
-    reason = tally.errors[0].splitlines()[0] if tally.errors else error_line(err, stderr.lines)
+    reason = tally.errors[0] if tally.errors else error_line(err, stderr.lines)
     return report.finish(EXIT_FAILED, "failed", reason)
 
 

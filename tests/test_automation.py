@@ -473,3 +473,16 @@ def test_real_stack_in_a_file_backend(project_dir: Path, capsys) -> None:
     assert (project_dir / ".pulumi-state").is_dir()
     code, result, _ = json_result(capsys, "outputs", "--stack", "dev")
     assert code == automation.EXIT_OK and result["outputs"] == {}
+
+
+def test_a_program_error_is_reported_by_its_exception_line() -> None:
+    tally = automation.EventTally()
+    tally(auto.EngineEvent.from_json({"sequence": 1, "timestamp": 0, "diagnosticEvent": {
+        "severity": "error", "color": "raw", "message": (
+            "Program failed with an unhandled exception:\nTraceback (most recent call last):\n"
+            '  File "__main__.py", line 7, in <module>\n'
+            "<{%fg 1%}>settings.base.SettingsError: scaleplane:todo.replicas: must be at least 1<{%reset%}>\n"
+        )}}))
+    tally(auto.EngineEvent.from_json({"sequence": 2, "timestamp": 0, "diagnosticEvent": {
+        "severity": "warning", "color": "raw", "message": "a warning is not an error"}}))
+    assert tally.errors == ["settings.base.SettingsError: scaleplane:todo.replicas: must be at least 1"]
