@@ -137,8 +137,9 @@ class StackLike(Protocol):
 
 
 class StackFactory(Protocol):
-    def __call__(self, stack_name: str, *, create: bool, work_dir: Path, backend_url: str,
-                 secrets_provider: Optional[str]) -> StackLike: ...
+    def __call__(
+        self, stack_name: str, *, create: bool, work_dir: Path, backend_url: str, secrets_provider: Optional[str]
+    ) -> StackLike: ...
 
 
 # --- where things are ---------------------------------------------------------------------------
@@ -207,8 +208,9 @@ def policy_pack_for(stack_name: str, project_dir: Optional[Path] = None) -> Poli
 SELF_MANAGED_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://")
 
 
-def secrets_provider_for(stack_name: str, explicit: Optional[str], backend: str,
-                         project_dir: Optional[Path] = None) -> str:
+def secrets_provider_for(
+    stack_name: str, explicit: Optional[str], backend: str, project_dir: Optional[Path] = None
+) -> str:
     """The secrets provider a stack will use: --secrets-provider, its stack file, or the backend's default."""
     if explicit:
         return explicit
@@ -258,8 +260,9 @@ def error_line(err: BaseException, stderr_lines: Optional[list[str]] = None) -> 
     return lines[-1] if lines else type(err).__name__
 
 
-def local_stack(stack_name: str, *, create: bool, work_dir: Path, backend_url: str,
-                secrets_provider: Optional[str]) -> StackLike:
+def local_stack(
+    stack_name: str, *, create: bool, work_dir: Path, backend_url: str, secrets_provider: Optional[str]
+) -> StackLike:
     """The real stack: a LocalWorkspace on the project directory, through the Pulumi CLI."""
     if shutil.which("pulumi") is None:
         raise DriverError(
@@ -394,8 +397,13 @@ class PolicyFinding:
         return self.level == "mandatory"
 
     def as_dict(self) -> dict[str, str]:
-        return {"pack": self.pack, "policy": self.policy, "level": self.level,
-                "resource": self.resource, "message": self.message}
+        return {
+            "pack": self.pack,
+            "policy": self.policy,
+            "level": self.level,
+            "resource": self.resource,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True)
@@ -594,7 +602,8 @@ class Report:
             totals = self.tally.totals()
             lines.append("   " + "total".ljust(width) + "".join(f"{totals[kind]:>9}" for kind in kinds))
         elif self.command in ("preview", "up", "refresh", "destroy") and self.exit_code in (
-            EXIT_OK, EXIT_CHANGES_PENDING
+            EXIT_OK,
+            EXIT_CHANGES_PENDING,
         ):
             lines.append("   no resource changes")
         if self.tally.failed:
@@ -635,8 +644,9 @@ def _failure(report: Report, err: BaseException, stderr: LineStream, tally: Even
     """Turn a failed operation into an exit code: policy violation or failure, with one line why."""
     if tally.violations:
         count = len(tally.violations)
-        return report.finish(EXIT_POLICY_VIOLATION, "policy-violation",
-                             f"{count} mandatory policy violation{'s' if count > 1 else ''}")
+        return report.finish(
+            EXIT_POLICY_VIOLATION, "policy-violation", f"{count} mandatory policy violation{'s' if count > 1 else ''}"
+        )
     # The engine's first error diagnostic is the root cause; the CLI's own last line is often generic.
     reason = tally.errors[0] if tally.errors else error_line(err, stderr.lines)
     return report.finish(EXIT_FAILED, "failed", reason)
@@ -645,8 +655,9 @@ def _failure(report: Report, err: BaseException, stderr: LineStream, tally: Even
 OPERATION_ERRORS = (auto.CommandError, auto.InvalidVersionError, OSError, RuntimeError)
 
 
-def run_preview(stack: StackLike, report: Report, out: TextIO, options: RunOptions,
-                expect_no_changes: bool = False) -> int:
+def run_preview(
+    stack: StackLike, report: Report, out: TextIO, options: RunOptions, expect_no_changes: bool = False
+) -> int:
     stderr = LineStream(sys.stderr, keep=True)
     try:
         result = stack.preview(on_output=LineStream(out), on_error=stderr, on_event=report.tally, **options.kwargs())
@@ -693,8 +704,9 @@ def run_up(stack: StackLike, report: Report, out: TextIO, options: RunOptions, a
     return report.finish(EXIT_OK, "succeeded")
 
 
-def run_refresh(stack: StackLike, report: Report, out: TextIO, options: RunOptions,
-                expect_no_changes: bool = False) -> int:
+def run_refresh(
+    stack: StackLike, report: Report, out: TextIO, options: RunOptions, expect_no_changes: bool = False
+) -> int:
     stderr = LineStream(sys.stderr, keep=True)
     try:
         result = stack.refresh(on_output=LineStream(out), on_error=stderr, on_event=report.tally, **options.kwargs())
@@ -795,29 +807,55 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         # Flags a command does not offer keep their off value, so every handler sees every attribute.
-        parser.set_defaults(handler=handle, no_policy=False, expect_no_changes=False, allow_data_loss=False,
-                            allow_destroy_production=False, diff=False, message=None)
-        parser.add_argument("--stack", "-s", required=True,
-                            help=f"stack name ({', '.join(project.STACKS)}), from stacks/Pulumi.<stack>.yaml")
-        parser.add_argument("--json", action="store_true",
-                            help="print a machine-readable result on stdout (progress goes to stderr)")
-        parser.add_argument("--secrets-provider", default=None,
-                            help="secrets provider for a stack created by this run (default: passphrase on "
-                            "self-managed backends)")
-        parser.add_argument("--color", choices=("auto", "always", "never", "raw"), default="auto",
-                            help="colour of the streamed Pulumi output (default auto)")
+        parser.set_defaults(
+            handler=handle,
+            no_policy=False,
+            expect_no_changes=False,
+            allow_data_loss=False,
+            allow_destroy_production=False,
+            diff=False,
+            message=None,
+        )
+        parser.add_argument(
+            "--stack",
+            "-s",
+            required=True,
+            help=f"stack name ({', '.join(project.STACKS)}), from stacks/Pulumi.<stack>.yaml",
+        )
+        parser.add_argument(
+            "--json", action="store_true", help="print a machine-readable result on stdout (progress goes to stderr)"
+        )
+        parser.add_argument(
+            "--secrets-provider",
+            default=None,
+            help="secrets provider for a stack created by this run (default: passphrase on self-managed backends)",
+        )
+        parser.add_argument(
+            "--color",
+            choices=("auto", "always", "never", "raw"),
+            default="auto",
+            help="colour of the streamed Pulumi output (default auto)",
+        )
         if command in ("preview", "up"):
-            parser.add_argument("--no-policy", action="store_true",
-                                help="run without the policy pack in policy/ (attached by default)")
+            parser.add_argument(
+                "--no-policy", action="store_true", help="run without the policy pack in policy/ (attached by default)"
+            )
         if command in ("preview", "refresh"):
-            parser.add_argument("--expect-no-changes", action="store_true",
-                                help=f"exit {EXIT_CHANGES_PENDING} when there are changes")
+            parser.add_argument(
+                "--expect-no-changes", action="store_true", help=f"exit {EXIT_CHANGES_PENDING} when there are changes"
+            )
         if command == "up":
-            parser.add_argument("--allow-data-loss", action="store_true",
-                                help="update even if stateful or protected resources would be deleted or replaced")
+            parser.add_argument(
+                "--allow-data-loss",
+                action="store_true",
+                help="update even if stateful or protected resources would be deleted or replaced",
+            )
         if command == "destroy":
-            parser.add_argument("--allow-destroy-production", action="store_true",
-                                help="destroy even a production stack (named prod or scaleplane:production: true)")
+            parser.add_argument(
+                "--allow-destroy-production",
+                action="store_true",
+                help="destroy even a production stack (named prod or scaleplane:production: true)",
+            )
         if command != "outputs":
             parser.add_argument("--diff", action="store_true", help="stream a detailed diff")
             parser.add_argument("--message", "-m", default=None, help="message recorded with the update")

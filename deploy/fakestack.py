@@ -149,8 +149,16 @@ class FakeStack:
         protected = [step for step in self.resources if step.protect]
         for step in protected:
             urn = step.urn(self.name)
-            emit.event({"diagnosticEvent": {"severity": "error", "urn": urn, "color": "never",
-                                            "message": f"unable to delete resource {urn!r} as it is protected"}})
+            emit.event(
+                {
+                    "diagnosticEvent": {
+                        "severity": "error",
+                        "urn": urn,
+                        "color": "never",
+                        "message": f"unable to delete resource {urn!r} as it is protected",
+                    }
+                }
+            )
         if protected:
             self._fail(emit, "destroy failed")
         for step in self.resources:
@@ -204,8 +212,16 @@ class FakeStack:
             emit.event({"resourcePreEvent": {"metadata": metadata, "planning": planning}})
             emit.line(f"    {_SYMBOL.get(op, ' ')} {step.type} {step.name} {op}")
             if fail:
-                emit.event({"diagnosticEvent": {"severity": "error", "urn": urn, "color": "never",
-                                                "message": f"{step.type} {step.name}: {op} failed: timed out\n"}})
+                emit.event(
+                    {
+                        "diagnosticEvent": {
+                            "severity": "error",
+                            "urn": urn,
+                            "color": "never",
+                            "message": f"{step.type} {step.name}: {op} failed: timed out\n",
+                        }
+                    }
+                )
                 emit.event({"resOpFailedEvent": {"metadata": metadata, "status": 1, "steps": 1}})
                 return
             emit.event({"resOutputsEvent": {"metadata": metadata, "planning": planning}})
@@ -216,11 +232,20 @@ class FakeStack:
             return
         for finding in self.findings:
             urn = Step("same", finding.type, finding.resource).urn(self.name)
-            emit.event({"policyEvent": {
-                "message": finding.message, "color": "never", "policyName": finding.policy,
-                "policyPackName": finding.pack, "policyPackVersion": "0.1.0", "policyPackVersionTag": "0.1.0",
-                "enforcementLevel": finding.level, "resourceUrn": urn,
-            }})
+            emit.event(
+                {
+                    "policyEvent": {
+                        "message": finding.message,
+                        "color": "never",
+                        "policyName": finding.policy,
+                        "policyPackName": finding.pack,
+                        "policyPackVersion": "0.1.0",
+                        "policyPackVersionTag": "0.1.0",
+                        "enforcementLevel": finding.level,
+                        "resourceUrn": urn,
+                    }
+                }
+            )
             emit.line(f"    [{finding.level}] {finding.pack} v0.1.0 {finding.policy} ({finding.resource})")
         if any(finding.level == "mandatory" for finding in self.findings):
             self._fail(emit, "preview failed")
@@ -229,13 +254,24 @@ class FakeStack:
         raise auto.CommandError(auto.CommandResult(stdout="\n".join(emit.lines), stderr=f"error: {reason}", code=255))
 
 
-_SYMBOL = {"create": "+", "update": "~", "delete": "-", "replace": "+-", "create-replacement": "++",
-           "delete-replaced": "--", "same": " "}
+_SYMBOL = {
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "replace": "+-",
+    "create-replacement": "++",
+    "delete-replaced": "--",
+    "same": " ",
+}
 
 
 class _Emitter:
-    def __init__(self, on_output: Optional[Callable[[str], Any]], on_event: Optional[Callable[[Any], Any]],
-                 sequence: itertools.count):
+    def __init__(
+        self,
+        on_output: Optional[Callable[[str], Any]],
+        on_event: Optional[Callable[[Any], Any]],
+        sequence: itertools.count,
+    ):
         self.on_output = on_output
         self.on_event = on_event
         self.sequence = sequence
@@ -253,8 +289,15 @@ class _Emitter:
 
 
 def _state(step: Step, urn: str) -> dict[str, Any]:
-    return {"type": step.type, "urn": urn, "id": f"{step.name}-id", "parent": "", "provider": "",
-            "custom": True, "protect": step.protect}
+    return {
+        "type": step.type,
+        "urn": urn,
+        "id": f"{step.name}-id",
+        "parent": "",
+        "provider": "",
+        "custom": True,
+        "protect": step.protect,
+    }
 
 
 def _metadata(op: str, step: Step, urn: str, *, old: Optional[dict], new: Optional[dict]) -> dict[str, Any]:
@@ -273,6 +316,13 @@ def _change_summary(plan: Sequence[Step]) -> dict[str, int]:
 
 def _summary(kind: str, changes: Mapping[str, int]) -> auto.UpdateSummary:
     now = datetime.now(UTC)
-    return auto.UpdateSummary(kind=kind, start_time=now, end_time=now, message="", environment={}, config={},
-                              result="succeeded", resource_changes=dict(changes))
-
+    return auto.UpdateSummary(
+        kind=kind,
+        start_time=now,
+        end_time=now,
+        message="",
+        environment={},
+        config={},
+        result="succeeded",
+        resource_changes=dict(changes),
+    )

@@ -86,11 +86,29 @@ def test_help_lists_every_command_with_a_description_and_the_exit_codes() -> Non
     for command in ("plan", *automation.COMMANDS):
         line = next((line for line in text.splitlines() if line.strip().startswith(command + " ")), None)
         assert line is not None and len(line.split()) > 2, f"{command} has no one-line description in --help"
-    for code in (automation.EXIT_OK, automation.EXIT_FAILED, automation.EXIT_POLICY_VIOLATION,
-                 automation.EXIT_CHANGES_PENDING, automation.EXIT_REFUSED, automation.EXIT_SETUP):
+    for code in (
+        automation.EXIT_OK,
+        automation.EXIT_FAILED,
+        automation.EXIT_POLICY_VIOLATION,
+        automation.EXIT_CHANGES_PENDING,
+        automation.EXIT_REFUSED,
+        automation.EXIT_SETUP,
+    ):
         assert f"\n  {code}  " in text
-    assert len({automation.EXIT_OK, automation.EXIT_FAILED, automation.EXIT_USAGE, automation.EXIT_POLICY_VIOLATION,
-                automation.EXIT_CHANGES_PENDING, automation.EXIT_REFUSED, automation.EXIT_SETUP}) == 7
+    assert (
+        len(
+            {
+                automation.EXIT_OK,
+                automation.EXIT_FAILED,
+                automation.EXIT_USAGE,
+                automation.EXIT_POLICY_VIOLATION,
+                automation.EXIT_CHANGES_PENDING,
+                automation.EXIT_REFUSED,
+                automation.EXIT_SETUP,
+            }
+        )
+        == 7
+    )
 
 
 def test_stack_is_required() -> None:
@@ -99,8 +117,9 @@ def test_stack_is_required() -> None:
     assert exit_.value.code == automation.EXIT_USAGE
 
 
-@pytest.mark.parametrize(("command", "create"), [("preview", True), ("up", True), ("refresh", False),
-                                                 ("destroy", False), ("outputs", False)])
+@pytest.mark.parametrize(
+    ("command", "create"), [("preview", True), ("up", True), ("refresh", False), ("destroy", False), ("outputs", False)]
+)
 def test_only_preview_and_up_create_the_stack(use, command: str, create: bool) -> None:
     stack = use(FakeStack("dev"))
     assert run(command, "--stack", "dev") == automation.EXIT_OK
@@ -166,22 +185,35 @@ def test_a_missing_policy_pack_is_one_line_and_opens_nothing(use, project_dir: P
 
 
 def test_a_mandatory_violation_is_its_own_exit_code(use, capsys) -> None:
-    use(FakeStack("dev", plan=WEB_PLAN, findings=[
-        Finding("workload-cpu-requests", "mandatory", "todo-node", "containers must request CPU"),
-        Finding("workload-probes", "advisory", "todo-mongodb", "no readiness probe"),
-    ]))
+    use(
+        FakeStack(
+            "dev",
+            plan=WEB_PLAN,
+            findings=[
+                Finding("workload-cpu-requests", "mandatory", "todo-node", "containers must request CPU"),
+                Finding("workload-probes", "advisory", "todo-mongodb", "no readiness probe"),
+            ],
+        )
+    )
     code, result, _ = json_result(capsys, "preview", "--stack", "dev")
     assert code == automation.EXIT_POLICY_VIOLATION
     assert result["result"] == "policy-violation"
     assert {(f["policy"], f["level"], f["resource"]) for f in result["policy"]} == {
-        ("workload-cpu-requests", "mandatory", "todo-node"), ("workload-probes", "advisory", "todo-mongodb")
+        ("workload-cpu-requests", "mandatory", "todo-node"),
+        ("workload-probes", "advisory", "todo-mongodb"),
     }
 
 
 def test_up_with_a_violation_never_updates(use) -> None:
-    stack = use(FakeStack("dev", plan=WEB_PLAN, findings=[
-        Finding("workload-probes", "mandatory", "todo-node", "containers need liveness and readiness probes")
-    ]))
+    stack = use(
+        FakeStack(
+            "dev",
+            plan=WEB_PLAN,
+            findings=[
+                Finding("workload-probes", "mandatory", "todo-node", "containers need liveness and readiness probes")
+            ],
+        )
+    )
     assert run("up", "--stack", "dev") == automation.EXIT_POLICY_VIOLATION
     assert [name for name, _ in stack.calls] == ["preview"]
 
@@ -213,7 +245,7 @@ def test_progress_streams_before_the_summary(use, capsys) -> None:
     run("preview", "--stack", "dev")
     out = capsys.readouterr().out
     assert out.index(f"+ {DEPLOYMENT} todo-node create") < out.index("== preview dev: succeeded (exit 0)")
-    table = out[out.index("== preview dev"):]
+    table = out[out.index("== preview dev") :]
     assert f"{CONFIG_MAP}" in table and "total" in table
 
 
@@ -225,8 +257,14 @@ def test_json_keeps_stdout_machine_readable(use, capsys) -> None:
 
 
 def test_up_reports_outputs_with_secrets_masked(use, capsys) -> None:
-    use(FakeStack("dev", plan=WEB_PLAN, outputs={"todoUrl": "http://203.0.113.7:80", "dashboardPassword": "s3cr3t-Pw"},
-                  secret_outputs=["dashboardPassword"]))
+    use(
+        FakeStack(
+            "dev",
+            plan=WEB_PLAN,
+            outputs={"todoUrl": "http://203.0.113.7:80", "dashboardPassword": "s3cr3t-Pw"},
+            secret_outputs=["dashboardPassword"],
+        )
+    )
     code = run("up", "--stack", "dev", "--json")
     captured = capsys.readouterr()
     result = json.loads(captured.out)
@@ -237,8 +275,13 @@ def test_up_reports_outputs_with_secrets_masked(use, capsys) -> None:
 
 
 def test_outputs_command_masks_secrets(use, capsys) -> None:
-    use(FakeStack("dev", outputs={"minioUrl": "http://198.51.100.4:9000", "minioRootPassword": "hunter2-xyz"},
-                  secret_outputs=["minioRootPassword"]))
+    use(
+        FakeStack(
+            "dev",
+            outputs={"minioUrl": "http://198.51.100.4:9000", "minioRootPassword": "hunter2-xyz"},
+            secret_outputs=["minioRootPassword"],
+        )
+    )
     assert run("outputs", "--stack", "dev") == automation.EXIT_OK
     out = capsys.readouterr().out
     assert "minioUrl: http://198.51.100.4:9000" in out and "minioRootPassword: [secret]" in out
@@ -254,8 +297,11 @@ def test_expect_no_changes(use, capsys) -> None:
 
 
 def test_refresh_counts_drift_and_can_expect_none(use, capsys) -> None:
-    drift = [Step("same", DEPLOYMENT, "todo-node"), Step("update", SERVICE, "todo-node"),
-             Step("delete", CONFIG_MAP, "todo-env")]
+    drift = [
+        Step("same", DEPLOYMENT, "todo-node"),
+        Step("update", SERVICE, "todo-node"),
+        Step("delete", CONFIG_MAP, "todo-env"),
+    ]
     use(FakeStack("dev", drift=drift))
     code, result, _ = json_result(capsys, "refresh", "--stack", "dev", "--expect-no-changes")
     assert code == automation.EXIT_CHANGES_PENDING
@@ -315,8 +361,16 @@ def test_allow_data_loss_lets_the_update_run(use) -> None:
 
 
 def test_updating_stateful_resources_in_place_is_allowed(use) -> None:
-    stack = use(FakeStack("dev", plan=[Step("update", STATEFUL_SET, "minio"), Step("create", PVC, "percona-green"),
-                                       Step("delete", DEPLOYMENT, "legacy")]))
+    stack = use(
+        FakeStack(
+            "dev",
+            plan=[
+                Step("update", STATEFUL_SET, "minio"),
+                Step("create", PVC, "percona-green"),
+                Step("delete", DEPLOYMENT, "legacy"),
+            ],
+        )
+    )
     assert run("up", "--stack", "dev") == automation.EXIT_OK
     assert len(stack.calls_to("up")) == 1
 
@@ -405,8 +459,9 @@ def test_other_secrets_providers_need_no_passphrase(use, monkeypatch: pytest.Mon
     assert run("preview", "--stack", "staging") == automation.EXIT_OK
 
 
-def test_a_missing_pulumi_cli_is_one_line(project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                                          capsys) -> None:
+def test_a_missing_pulumi_cli_is_one_line(
+    project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
+) -> None:
     empty = tmp_path / "empty-bin"
     empty.mkdir()
     monkeypatch.setenv("PATH", str(empty))
@@ -446,10 +501,14 @@ def test_tally_folds_a_replacement_into_one_replace() -> None:
 @pytest.mark.parametrize(
     ("stderr", "line"),
     [
-        ("error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE",
-         "getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE"),
-        ("warning: A new version of Pulumi is available\nerror: no stack named 'dev' found",
-         "no stack named 'dev' found"),
+        (
+            "error: getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE",
+            "getting secrets manager: passphrase must be set with PULUMI_CONFIG_PASSPHRASE",
+        ),
+        (
+            "warning: A new version of Pulumi is available\nerror: no stack named 'dev' found",
+            "no stack named 'dev' found",
+        ),
         ("something odd happened", "something odd happened"),
     ],
 )
@@ -460,8 +519,9 @@ def test_error_line_picks_the_clis_error(stderr: str, line: str) -> None:
 
 # --- the real path -------------------------------------------------------------------------------
 
-needs_cli = pytest.mark.skipif(shutil.which("pulumi") is None,
-                               reason="no Pulumi CLI on PATH: the real Automation API path is not exercised")
+needs_cli = pytest.mark.skipif(
+    shutil.which("pulumi") is None, reason="no Pulumi CLI on PATH: the real Automation API path is not exercised"
+)
 
 
 @needs_cli
@@ -477,12 +537,31 @@ def test_real_stack_in_a_file_backend(project_dir: Path, capsys) -> None:
 
 def test_a_program_error_is_reported_by_its_exception_line() -> None:
     tally = automation.EventTally()
-    tally(auto.EngineEvent.from_json({"sequence": 1, "timestamp": 0, "diagnosticEvent": {
-        "severity": "error", "color": "raw", "message": (
-            "Program failed with an unhandled exception:\nTraceback (most recent call last):\n"
-            '  File "__main__.py", line 7, in <module>\n'
-            "<{%fg 1%}>settings.base.SettingsError: scaleplane:todo.replicas: must be at least 1<{%reset%}>\n"
-        )}}))
-    tally(auto.EngineEvent.from_json({"sequence": 2, "timestamp": 0, "diagnosticEvent": {
-        "severity": "warning", "color": "raw", "message": "a warning is not an error"}}))
+    tally(
+        auto.EngineEvent.from_json(
+            {
+                "sequence": 1,
+                "timestamp": 0,
+                "diagnosticEvent": {
+                    "severity": "error",
+                    "color": "raw",
+                    "message": (
+                        "Program failed with an unhandled exception:\nTraceback (most recent call last):\n"
+                        '  File "__main__.py", line 7, in <module>\n'
+                        "<{%fg 1%}>settings.base.SettingsError: "
+                        "scaleplane:todo.replicas: must be at least 1<{%reset%}>\n"
+                    ),
+                },
+            }
+        )
+    )
+    tally(
+        auto.EngineEvent.from_json(
+            {
+                "sequence": 2,
+                "timestamp": 0,
+                "diagnosticEvent": {"severity": "warning", "color": "raw", "message": "a warning is not an error"},
+            }
+        )
+    )
     assert tally.errors == ["settings.base.SettingsError: scaleplane:todo.replicas: must be at least 1"]
