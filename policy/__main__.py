@@ -1,0 +1,108 @@
+"""scaleplane-policies: the CrossGuard pack `pulumi preview --policy-pack policy` runs.
+
+Every rule lives in scaleplane_policy as a plain function over plain data; this module only
+wraps each one in a pulumi_policy policy, turning what the engine hands a policy (proxied
+properties in which unknown preview values raise, numbers as floats) into plain data first.
+The engine applies the enforcement levels; `args.get_config()` gives each policy's properties.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    PolicyPack,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+from pulumi_policy.proxy import UnknownValueError
+from pulumi_policy.secret import Secret
+from scaleplane_policy import POLICIES, UNKNOWN, KubeObject, Policy, PolicyConfigError, PolicySettings
+from scaleplane_policy.config import policy_options
+from scaleplane_policy.engine import run_policy
+
+PACK_NAME = "scaleplane-policies"
+
+
+def plain(value: Any) -> Any:
+    """Plain dicts and lists from the engine's proxies: unknowns become UNKNOWN, secrets are
+    unwrapped, and whole floats become the integers they were (protobuf numbers are doubles)."""
+    if isinstance(value, Secret):
+        return plain(value.value)
+    if isinstance(value, Mapping):
+        result = {}
+        for key in value:
+            try:
+                result[key] = plain(value[key])
+            except UnknownValueError:
+                result[key] = UNKNOWN
+        return result
+    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
+        result_list = []
+        for index in range(len(value)):
+            try:
+                result_list.append(plain(value[index]))
+            except UnknownValueError:
+                result_list.append(UNKNOWN)
+        return result_list
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def settings_for(policy: Policy, config: Mapping[str, Any]) -> PolicySettings:
+    """The policy's properties from the engine, checked against its schema (the CLI did too)."""
+    problems: list[str] = []
+    options = policy_options(policy.name, policy.properties, plain(config), problems)
+    if problems:
+        raise PolicyConfigError(problems)
+    return PolicySettings(policy.level, options)
+
+
+def _resource_validation(policy: Policy):
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        settings = settings_for(policy, args.get_config())
+        obj = KubeObject(type=args.resource_type, name=args.name, urn=args.urn, props=plain(args.props))
+        for _, message in run_policy(policy, [obj], settings):
+            report_violation(message, None)
+
+    return validate
+
+
+def _stack_validation(policy: Policy):
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        settings = settings_for(policy, args.get_config())
+        objects = [
+            KubeObject(type=r.resource_type, name=r.name, urn=r.urn, props=plain(r.props)) for r in args.resources
+        ]
+        for obj, message in run_policy(policy, objects, settings):
+            report_violation(message, obj.urn)
+
+    return validate
+
+
+def build_policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    """One pulumi_policy policy per rule, with its default level and config schema."""
+    built: list[ResourceValidationPolicy | StackValidationPolicy] = []
+    for policy in POLICIES:
+        common = {
+            "enforcement_level": EnforcementLevel(policy.level),
+            "config_schema": PolicyConfigSchema(properties=policy.properties),
+        }
+        if policy.scope == "resource":
+            validate = _resource_validation(policy)
+            built.append(ResourceValidationPolicy(policy.name, policy.description, validate, **common))
+        else:
+            validate = _stack_validation(policy)
+            built.append(StackValidationPolicy(policy.name, policy.description, validate, **common))
+    return built
+
+
+if __name__ == "__main__":
+    PolicyPack(name=PACK_NAME, policies=build_policies())
