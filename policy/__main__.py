@@ -4,6 +4,11 @@ Every rule lives in scaleplane_policy as a plain function over plain data; this 
 wraps each one in a pulumi_policy policy, turning what the engine hands a policy (proxied
 properties in which unknown preview values raise, numbers as floats) into plain data first.
 The engine applies the enforcement levels; `args.get_config()` gives each policy's properties.
+
+Two properties describe the stack rather than the policy: load-balancer-services.balancer and
+production-availability.production. When the policy config leaves them unset they are read from
+the stack's own configuration (scaleplane:balancer, scaleplane:production), which the engine
+hands every policy pack, so `pulumi preview --policy-pack policy` judges a stack by its settings.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import pulumi
 from pulumi_policy import (
     EnforcementLevel,
     PolicyConfigSchema,
@@ -28,6 +34,11 @@ from scaleplane_policy.config import policy_options
 from scaleplane_policy.engine import run_policy
 
 PACK_NAME = "scaleplane-policies"
+#: The Pulumi project whose stack configuration describes the stack.
+PROJECT_NAMESPACE = "scaleplane"
+#: Policy properties that default to a stack setting: property -> (policy, stack config key).
+FROM_STACK = {"balancer": ("load-balancer-services", "balancer"),
+              "production": ("production-availability", "production")}
 
 
 def plain(value: Any) -> Any:
@@ -56,10 +67,27 @@ def plain(value: Any) -> Any:
     return value
 
 
+def stack_setting(key: str) -> Any:
+    """A scaleplane:<key> value of the stack being previewed, as written (None when unset)."""
+    raw = pulumi.Config(PROJECT_NAMESPACE).get(key)
+    if raw is None or key != "production":
+        return raw
+    if raw.lower() not in ("true", "false"):
+        raise PolicyConfigError([f"{PROJECT_NAMESPACE}:{key}: expected true or false, got {raw!r}"])
+    return raw.lower() == "true"
+
+
 def settings_for(policy: Policy, config: Mapping[str, Any]) -> PolicySettings:
-    """The policy's properties from the engine, checked against its schema (the CLI did too)."""
+    """The policy's properties from the engine, checked against its schema (the CLI did too),
+    with the stack's own settings where the policy config leaves them unset."""
     problems: list[str] = []
-    options = policy_options(policy.name, policy.properties, plain(config), problems)
+    raw = dict(plain(config))
+    for prop, (policy_name, key) in FROM_STACK.items():
+        if policy.name == policy_name and raw.get(prop) is None:
+            value = stack_setting(key)
+            if value is not None:
+                raw[prop] = value
+    options = policy_options(policy.name, policy.properties, raw, problems)
     if problems:
         raise PolicyConfigError(problems)
     return PolicySettings(policy.level, options)

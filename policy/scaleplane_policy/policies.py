@@ -78,7 +78,9 @@ POLICIES: tuple[Policy, ...] = (
         "PodDisruptionBudget that still lets nodes drain.",
         "advisory", "stack", check_availability,
         {
-            "production": _boolean(False, "Whether this stack is a production one (the rule applies only then)."),
+            # No default: when unset, policy/__main__.py reads the stack's own scaleplane:production.
+            "production": {"type": "boolean",
+                           "description": "Whether this stack is a production one (the rule applies only then)."},
             "minReplicas": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 2,
                             "description": "Fewest replicas a production workload may run."},
             "requireDisruptionBudget": _boolean(True, "Require a PodDisruptionBudget per replicated workload."),
@@ -89,7 +91,9 @@ POLICIES: tuple[Policy, ...] = (
         "LoadBalancer Services only as the stack's balancer can serve them.",
         "advisory", "resource", check_load_balancer_services,
         {
-            "balancer": {"type": "string", "enum": list(BALANCERS), "default": "cloud",
+            # No default: when unset, policy/__main__.py reads the stack's own scaleplane:balancer
+            # (and the rule falls back to cloud, the project's default).
+            "balancer": {"type": "string", "enum": list(BALANCERS),
                          "description": "The stack's balancer: metallb, aws-nlb, cloud or none."},
             "allowedLoadBalancerClasses": {
                 "type": "array", "items": {"type": "string", "minLength": 1}, "default": [],

@@ -42,7 +42,7 @@ def _blocks_drains(pdb: KubeObject, replicas: Any) -> Optional[str]:
 
 def check_availability(objects: Sequence[KubeObject], options: Mapping[str, Any]) -> Iterator[tuple[KubeObject, str]]:
     """production-availability: replicated production workloads survive a node drain."""
-    if not options.get("production", False):
+    if options.get("production") is not True:
         return
     minimum = options.get("minReplicas", 2)
     require_pdb = options.get("requireDisruptionBudget", True)

@@ -20,6 +20,8 @@ from ..values import get, is_unknown
 AWS_NLB_CLASS = "service.k8s.aws/nlb"
 AWS_LB_TYPE = "service.beta.kubernetes.io/aws-load-balancer-type"
 BALANCERS = ("metallb", "aws-nlb", "cloud", "none")
+#: The project's default balancer (Pulumi.yaml: scaleplane:balancer).
+DEFAULT_BALANCER = "cloud"
 
 
 def check_load_balancer_services(obj: KubeObject, options: Mapping[str, Any]) -> Iterator[str]:
@@ -29,7 +31,7 @@ def check_load_balancer_services(obj: KubeObject, options: Mapping[str, Any]) ->
     service_type = get(obj.props, "spec", "type")
     if service_type != "LoadBalancer":
         return
-    balancer = options.get("balancer", "cloud")
+    balancer = options.get("balancer") or DEFAULT_BALANCER
     allowed = set(options.get("allowedLoadBalancerClasses", ()))
     klass = get(obj.props, "spec", "loadBalancerClass")
     lb_type = get(obj.props, "metadata", "annotations", AWS_LB_TYPE)
