@@ -30,8 +30,7 @@ def _port_problem(port: Any, container: Mapping[str, Any], where: str, named_ok:
         return None if 1 <= port <= 65535 else f"{where}.port {port} is not a port number (1-65535)"
     if isinstance(port, str) and named_ok:
         if port.isdigit():
-            number = int(port)
-            return None if 1 <= number <= 65535 else f"{where}.port {port} is not a port number (1-65535)"
+            return f'{where}.port "{port}" is a string: Kubernetes takes a port number or a port name, so write {port}'
         declared = [get(p, "name") for p in items(get(container, "ports"))]
         if any(is_unknown(name) for name in declared) or is_unknown(get(container, "ports")):
             return None
