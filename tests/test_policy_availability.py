@@ -71,7 +71,8 @@ def test_daemonsets_and_jobs_are_left_alone():
 
 
 def test_budgets_can_be_made_optional():
-    assert availability(workload(replicas=2), config={"production-availability": {"requireDisruptionBudget": False}}) == []
+    config = {"production-availability": {"requireDisruptionBudget": False}}
+    assert availability(workload(replicas=2), config=config) == []
 
 
 def test_production_can_come_from_the_policy_config():

@@ -167,12 +167,14 @@ def test_exactly_the_containers_without_working_probes_are_reported(states):
     def make(state):
         return {"ok": probe("tcpSocket"), "missing": MISSING, "null": None, "empty": {}}[state]
 
-    containers = [container(f"c{i}", liveness=make(live), readiness=make(ready)) for i, (live, ready) in enumerate(states)]
+    containers = [
+        container(f"c{i}", liveness=make(live), readiness=make(ready)) for i, (live, ready) in enumerate(states)
+    ]
     messages = probes(workload(pod=pod_spec(*containers)))
     expected = {
         (f"c{i}", field)
         for i, pair in enumerate(states)
-        for field, state in zip(("livenessProbe", "readinessProbe"), pair)
+        for field, state in zip(("livenessProbe", "readinessProbe"), pair, strict=True)
         if state != "ok"
     }
     reported = {(m.split('"')[1], next(f for f in ("livenessProbe", "readinessProbe") if f in m)) for m in messages}

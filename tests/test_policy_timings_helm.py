@@ -85,7 +85,8 @@ def test_a_chart_without_a_version_key_is_reported():
 
 def test_local_charts_need_no_version():
     assert charts(helm("Chart", "app", "./charts/app")) == []
-    assert len(charts(helm("Chart", "app", "./charts/app"), config={"helm-chart-versions": {"allowLocalCharts": False}})) == 1
+    strict = {"helm-chart-versions": {"allowLocalCharts": False}}
+    assert len(charts(helm("Chart", "app", "./charts/app"), config=strict)) == 1
 
 
 def test_a_chart_whose_inputs_policies_cannot_see_is_not_judged():
