@@ -180,3 +180,10 @@ def test_exactly_the_containers_without_working_probes_are_reported(states):
     reported = {(m.split('"')[1], next(f for f in ("livenessProbe", "readinessProbe") if f in m)) for m in messages}
     assert reported == expected
     assert len(messages) == len(expected)
+
+
+def test_numbers_carried_as_doubles_are_still_port_numbers():
+    # Pulumi's wire format has only doubles: the mock run and the engine both hand over 8080.0.
+    pod = pod_spec(container(liveness={"tcpSocket": {"port": 8080.0}}, readiness={"grpc": {"port": 9090.0}}))
+    assert probes(workload(pod=pod)) == []
+    assert len(probes(workload(pod=pod_spec(container(liveness={"tcpSocket": {"port": 8080.5}}))))) == 1

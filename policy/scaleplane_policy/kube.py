@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
-from .values import get, is_list, is_mapping, is_unknown, items, mapping
+from .values import get, is_list, is_mapping, is_unknown, items, mapping, normalize
 
 #: Controllers whose pods run until stopped: each container must say when it is alive and ready.
 LONG_RUNNING = frozenset({"Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Pod"})
@@ -73,7 +73,7 @@ class KubeObject:
             type=str(resource["type"]),
             name=str(resource["name"]),
             urn=str(resource["urn"]),
-            props=props if is_mapping(props) else {},
+            props=normalize(props) if is_mapping(props) else {},
         )
 
     @property

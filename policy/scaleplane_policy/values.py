@@ -62,6 +62,21 @@ def get(value: Any, *path: str | int) -> Any:
     return UNKNOWN if is_unknown(value) else value
 
 
+def normalize(value: Any) -> Any:
+    """Plain dicts and lists, with whole floats as the integers they stand for.
+
+    Pulumi carries every number as a double (protobuf Struct), so a port 8080 arrives as 8080.0,
+    from the engine and from the mock run alike. Fractions (cpu: 0.5) stay floats.
+    """
+    if is_mapping(value):
+        return {key: normalize(item) for key, item in value.items()}
+    if is_list(value):
+        return [normalize(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def mapping(value: Any) -> Mapping[str, Any]:
     """`value` if it is a mapping, else an empty one (absent or null)."""
     return value if is_mapping(value) else {}
