@@ -11,7 +11,16 @@ from hypothesis import given
 from hypothesis import strategies as st
 from policy_support import ROOT, container, found, pod_spec, workload
 
-from policy.scaleplane_policy import BY_NAME, POLICIES, PolicyConfigError, evaluate, validate_config
+from policy.scaleplane_policy import (
+    BY_NAME,
+    POLICIES,
+    PolicyConfigError,
+    evaluate,
+    has_mandatory,
+    report,
+    summarize,
+    validate_config,
+)
 from policy.scaleplane_policy.config import check_value
 
 CONFIG_DIR = ROOT / "policy" / "config"
@@ -150,3 +159,16 @@ def test_the_validator_agrees_with_json_schema(entry, value):
     check_value(value, schema, "x", problems)
     # jsonschema takes 2.0 as an integer too, as the engine's numbers are doubles.
     assert (not problems) == jsonschema.Draft7Validator(schema).is_valid(value)
+
+
+def test_the_report_groups_by_policy_and_level_and_counts():
+    other = workload("Deployment", "api", pod=pod_spec(container("api", cpu=None)))
+    found_violations = evaluate([BAD, other], {"image-tags": "mandatory"})
+    lines = report(found_violations)
+    assert lines[0] == "cpu-requests [mandatory] (2)"
+    assert lines[1] == '  Deployment apps/web: container "web" sets no cpu request'
+    assert "image-tags [mandatory] (1)" in lines
+    assert summarize(found_violations)["cpu-requests"] == {"mandatory": 2}
+    assert has_mandatory(found_violations)
+    assert not has_mandatory(evaluate([BAD], {"all": "advisory"}))
+    assert report([]) == []

@@ -7,7 +7,7 @@ its mock run recorded. Only relative imports inside this package, so it imports 
 """
 
 from .config import LEVELS, EffectiveConfig, PolicyConfigError, PolicySettings
-from .engine import Violation, evaluate, summarize, validate_config
+from .engine import Violation, evaluate, has_mandatory, report, summarize, validate_config
 from .kube import KubeObject
 from .policies import BY_NAME, POLICIES, Policy
 from .values import MOCKRUN_UNKNOWN, UNKNOWN
@@ -25,6 +25,8 @@ __all__ = [
     "PolicySettings",
     "Violation",
     "evaluate",
+    "has_mandatory",
+    "report",
     "summarize",
     "validate_config",
 ]

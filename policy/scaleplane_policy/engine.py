@@ -96,4 +96,26 @@ def summarize(violations: Iterable[Violation]) -> dict[str, dict[str, int]]:
     return counts
 
 
-__all__ = ["BY_NAME", "Violation", "evaluate", "names_of", "run_policy", "summarize", "validate_config"]
+def report(violations: Iterable[Violation]) -> list[str]:
+    """Human-readable lines, grouped by policy (in pack order) and level, mandatory first.
+
+    `policy [level] (n)` heads each group; each violation follows, indented, with its message.
+    """
+    violations = list(violations)
+    lines: list[str] = []
+    for policy in POLICIES:
+        for level in ("mandatory", "advisory"):
+            group = [v for v in violations if v.policy == policy.name and v.enforcement == level]
+            if group:
+                lines.append(f"{policy.name} [{level}] ({len(group)})")
+                lines.extend(f"  {v.message}" for v in group)
+    return lines
+
+
+def has_mandatory(violations: Iterable[Violation]) -> bool:
+    """Whether any violation blocks the deployment (the plan then exits non-zero)."""
+    return any(v.enforcement == "mandatory" for v in violations)
+
+
+__all__ = ["BY_NAME", "Violation", "evaluate", "has_mandatory", "names_of", "report", "run_policy", "summarize",
+           "validate_config"]
