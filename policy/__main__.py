@@ -13,11 +13,20 @@ hands every policy pack, so `pulumi preview --policy-pack policy` judges a stack
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
-import pulumi
-from pulumi_policy import (
+# The language host runs this file with policy/ as the working directory (`python -m
+# pulumi.policy`), which puts it on sys.path; make sure of it however the file is started, so
+# the rules package beside it imports.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+import pulumi  # noqa: E402
+from pulumi_policy import (  # noqa: E402
     EnforcementLevel,
     PolicyConfigSchema,
     PolicyPack,
@@ -27,11 +36,11 @@ from pulumi_policy import (
     StackValidationArgs,
     StackValidationPolicy,
 )
-from pulumi_policy.proxy import UnknownValueError
-from pulumi_policy.secret import Secret
-from scaleplane_policy import POLICIES, UNKNOWN, KubeObject, Policy, PolicyConfigError, PolicySettings
-from scaleplane_policy.config import policy_options
-from scaleplane_policy.engine import run_policy
+from pulumi_policy.proxy import UnknownValueError  # noqa: E402
+from pulumi_policy.secret import Secret  # noqa: E402
+from scaleplane_policy import POLICIES, UNKNOWN, KubeObject, Policy, PolicyConfigError, PolicySettings  # noqa: E402
+from scaleplane_policy.config import policy_options  # noqa: E402
+from scaleplane_policy.engine import run_policy  # noqa: E402
 
 PACK_NAME = "scaleplane-policies"
 #: The Pulumi project whose stack configuration describes the stack.
@@ -93,7 +102,7 @@ def settings_for(policy: Policy, config: Mapping[str, Any]) -> PolicySettings:
     return PolicySettings(policy.level, options)
 
 
-def _resource_validation(policy: Policy):
+def _resource_validation(policy: Policy) -> Callable[[ResourceValidationArgs, ReportViolation], None]:
     def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
         settings = settings_for(policy, args.get_config())
         obj = KubeObject(type=args.resource_type, name=args.name, urn=args.urn, props=plain(args.props))
@@ -103,7 +112,7 @@ def _resource_validation(policy: Policy):
     return validate
 
 
-def _stack_validation(policy: Policy):
+def _stack_validation(policy: Policy) -> Callable[[StackValidationArgs, ReportViolation], None]:
     def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
         settings = settings_for(policy, args.get_config())
         objects = [

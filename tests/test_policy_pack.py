@@ -227,3 +227,13 @@ def test_the_running_pack_analyzes_resources_and_stacks(analyzer):
     ]), timeout=20)
     [diagnostic] = [d for d in stack.diagnostics if d.policyName == "hpa-targets"]
     assert diagnostic.urn == lonely["urn"] and "not in this stack" in diagnostic.message
+
+
+def test_the_pack_imports_its_rules_whatever_the_working_directory(tmp_path):
+    # As `python -m pulumi.policy` does it: runpy on the file, from elsewhere, policy/ not on sys.path.
+    script = f"import runpy; ns = runpy.run_path({str(POLICY_DIR / '__main__.py')!r}, run_name='pack'); " \
+             "print(len(ns['build_policies']()))"
+    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(len(POLICIES))

@@ -27,7 +27,8 @@ class Policy:
     description: str
     level: Level
     scope: Literal["resource", "stack"]
-    check: Any  # ResourceCheck for resource policies, StackCheck for stack policies
+    #: A ResourceCheck for resource policies, a StackCheck for stack policies.
+    check: ResourceCheck | StackCheck
     #: The policy's own properties (JSON Schema); exemptNamespaces/exemptResources are added.
     own_properties: Mapping[str, Mapping[str, Any]]
 
