@@ -178,7 +178,7 @@ class TodoApp(pulumi.ComponentResource):
                         },
                     ],
                     "resources": resources(todo.mongodb.resources),
-                    "startupProbe": mongo_probe(period=10, timeout=10, initial_delay=5) | {"failureThreshold": 30},
+                    "startupProbe": mongo_probe(period=10, timeout=5, initial_delay=5) | {"failureThreshold": 30},
                     "livenessProbe": mongo_probe(period=20, timeout=10, initial_delay=0),
                     "readinessProbe": mongo_probe(period=10, timeout=5, initial_delay=0),
                     "securityContext": {

@@ -162,21 +162,23 @@ def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> dic
     return invalid
 
 
-PolicyRunner = Callable[[mockrun.PlanResult, "settings_module.Settings"], list[Any]]
+POLICY_CONFIG_DIR = PROJECT_DIR / "policy" / "config"
 
 
-def _policy_runner() -> Optional[PolicyRunner]:
-    """The policy pack's rules, when the pack is importable (policy/scaleplane_policy)."""
-    try:
-        from policy.scaleplane_policy import evaluate
-    except ImportError:
-        return None
+def policy_config(stack: str) -> Optional[dict[str, Any]]:
+    """The stack's policy config (policy/config/<stack>.json), as `--policy-pack-config` passes it."""
+    path = POLICY_CONFIG_DIR / f"{stack}.json"
+    return json.loads(path.read_text()) if path.is_file() else None
 
-    def run_policies(result: mockrun.PlanResult, config: settings_module.Settings) -> list[Any]:
-        resources = [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in result.resources]
-        return list(evaluate(resources, None, balancer=config.balancer, production=config.production))
 
-    return run_policies
+def run_policies(result: mockrun.PlanResult, config: settings_module.Settings) -> list[Any]:
+    """The policy pack's own rules (policy/scaleplane_policy) over every registered resource."""
+    from policy.scaleplane_policy import evaluate
+
+    resources = [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in result.resources]
+    return list(
+        evaluate(resources, policy_config(result.stack), balancer=config.balancer, production=config.production)
+    )
 
 
 def build_report(stack: str) -> PlanReport:
@@ -185,9 +187,7 @@ def build_report(stack: str) -> PlanReport:
     result = mockrun.run_stack(stack, preview=True)
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
     report.invalid = validate_objects(result, config.kubernetes_version)
-    runner = _policy_runner()
-    if runner is not None:
-        report.violations = runner(result, config)
+    report.violations = run_policies(result, config)
     return report
 
 

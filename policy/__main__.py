@@ -46,8 +46,10 @@ PACK_NAME = "scaleplane-policies"
 #: The Pulumi project whose stack configuration describes the stack.
 PROJECT_NAMESPACE = "scaleplane"
 #: Policy properties that default to a stack setting: property -> (policy, stack config key).
-FROM_STACK = {"balancer": ("load-balancer-services", "balancer"),
-              "production": ("production-availability", "production")}
+FROM_STACK = {
+    "balancer": ("load-balancer-services", "balancer"),
+    "production": ("production-availability", "production"),
+}
 
 
 def plain(value: Any) -> Any:

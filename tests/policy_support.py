@@ -20,10 +20,17 @@ if str(ROOT) not in sys.path:
 from policy.scaleplane_policy import Violation, evaluate  # noqa: E402
 
 GROUP_VERSIONS = {
-    "Pod": "core/v1", "ReplicationController": "core/v1", "Service": "core/v1",
-    "Deployment": "apps/v1", "StatefulSet": "apps/v1", "DaemonSet": "apps/v1", "ReplicaSet": "apps/v1",
-    "Job": "batch/v1", "CronJob": "batch/v1",
-    "HorizontalPodAutoscaler": "autoscaling/v2", "PodDisruptionBudget": "policy/v1",
+    "Pod": "core/v1",
+    "ReplicationController": "core/v1",
+    "Service": "core/v1",
+    "Deployment": "apps/v1",
+    "StatefulSet": "apps/v1",
+    "DaemonSet": "apps/v1",
+    "ReplicaSet": "apps/v1",
+    "Job": "batch/v1",
+    "CronJob": "batch/v1",
+    "HorizontalPodAutoscaler": "autoscaling/v2",
+    "PodDisruptionBudget": "policy/v1",
 }
 RESTRICTED = {"runAsNonRoot": True, "runAsUser": 10001, "allowPrivilegeEscalation": False}
 _DEFAULT: Any = object()
@@ -42,10 +49,19 @@ def probe(handler: str = "httpGet", **fields: Any) -> dict[str, Any]:
     return {handler: handlers[handler], **fields}
 
 
-def container(name: str = "app", image: str = "registry.example.com/app:1.2.3", *,
-              cpu: Optional[str] = "100m", memory: Optional[str] = "128Mi", memory_limit: Optional[str] = "256Mi",
-              liveness: Any = _DEFAULT, readiness: Any = _DEFAULT, security: Any = _DEFAULT,
-              ports: Any = _DEFAULT, **extra: Any) -> dict[str, Any]:
+def container(
+    name: str = "app",
+    image: str = "registry.example.com/app:1.2.3",
+    *,
+    cpu: Optional[str] = "100m",
+    memory: Optional[str] = "128Mi",
+    memory_limit: Optional[str] = "256Mi",
+    liveness: Any = _DEFAULT,
+    readiness: Any = _DEFAULT,
+    security: Any = _DEFAULT,
+    ports: Any = _DEFAULT,
+    **extra: Any,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"name": name, "image": image}
     requests = {k: v for k, v in (("cpu", cpu), ("memory", memory)) if v is not None}
     limits = {"memory": memory_limit} if memory_limit is not None else {}
@@ -68,8 +84,12 @@ def init_container(name: str = "setup", **kwargs: Any) -> dict[str, Any]:
     return spec
 
 
-def pod_spec(*containers: dict[str, Any], init: Iterable[dict[str, Any]] = (),
-             ephemeral: Iterable[dict[str, Any]] = (), **extra: Any) -> dict[str, Any]:
+def pod_spec(
+    *containers: dict[str, Any],
+    init: Iterable[dict[str, Any]] = (),
+    ephemeral: Iterable[dict[str, Any]] = (),
+    **extra: Any,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"containers": list(containers) or [container()]}
     if init:
         spec["initContainers"] = list(init)
@@ -80,12 +100,18 @@ def pod_spec(*containers: dict[str, Any], init: Iterable[dict[str, Any]] = (),
 
 
 def resource(kind_type: str, name: str, props: dict[str, Any]) -> dict[str, Any]:
-    return {"type": kind_type, "name": name, "urn": f"urn:pulumi:test::scaleplane::{kind_type}::{name}",
-            "props": props}
+    return {"type": kind_type, "name": name, "urn": f"urn:pulumi:test::scaleplane::{kind_type}::{name}", "props": props}
 
 
-def k8s(kind: str, name: str, namespace: Optional[str] = "apps", *, spec: Any = None,
-        metadata: Optional[dict[str, Any]] = None, pulumi_name: Optional[str] = None) -> dict[str, Any]:
+def k8s(
+    kind: str,
+    name: str,
+    namespace: Optional[str] = "apps",
+    *,
+    spec: Any = None,
+    metadata: Optional[dict[str, Any]] = None,
+    pulumi_name: Optional[str] = None,
+) -> dict[str, Any]:
     api = GROUP_VERSIONS[kind]
     group, version = api.split("/")
     meta = {"name": name, **({"namespace": namespace} if namespace is not None else {}), **(metadata or {})}
@@ -95,9 +121,15 @@ def k8s(kind: str, name: str, namespace: Optional[str] = "apps", *, spec: Any = 
     return resource(f"kubernetes:{api}:{kind}", pulumi_name or f"{name}-{kind.lower()}", props)
 
 
-def workload(kind: str = "Deployment", name: str = "web", namespace: Optional[str] = "apps", *,
-             pod: Optional[dict[str, Any]] = None, replicas: Optional[int] = None,
-             labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def workload(
+    kind: str = "Deployment",
+    name: str = "web",
+    namespace: Optional[str] = "apps",
+    *,
+    pod: Optional[dict[str, Any]] = None,
+    replicas: Optional[int] = None,
+    labels: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
     """A workload of `kind` whose pods run `pod` (a compliant pod spec by default)."""
     pod = pod if pod is not None else pod_spec()
     labels = labels or {"app": name}
@@ -113,9 +145,16 @@ def workload(kind: str = "Deployment", name: str = "web", namespace: Optional[st
     return k8s(kind, name, namespace, spec=spec)
 
 
-def hpa(name: str = "web", target: str = "web", namespace: Optional[str] = "apps", *,
-        kind: str = "Deployment", api_version: str = "apps/v1", metrics: Any = _DEFAULT,
-        min_replicas: Optional[int] = None) -> dict[str, Any]:
+def hpa(
+    name: str = "web",
+    target: str = "web",
+    namespace: Optional[str] = "apps",
+    *,
+    kind: str = "Deployment",
+    api_version: str = "apps/v1",
+    metrics: Any = _DEFAULT,
+    min_replicas: Optional[int] = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {
         "scaleTargetRef": {"apiVersion": api_version, "kind": kind, "name": target},
         "maxReplicas": 5,
@@ -130,26 +169,40 @@ def hpa(name: str = "web", target: str = "web", namespace: Optional[str] = "apps
 
 
 def cpu_metric(resource_name: str = "cpu", utilization: int = 50) -> dict[str, Any]:
-    return {"type": "Resource",
-            "resource": {"name": resource_name, "target": {"type": "Utilization", "averageUtilization": utilization}}}
+    return {
+        "type": "Resource",
+        "resource": {"name": resource_name, "target": {"type": "Utilization", "averageUtilization": utilization}},
+    }
 
 
 def container_metric(container_name: str, resource_name: str = "cpu") -> dict[str, Any]:
-    return {"type": "ContainerResource",
-            "containerResource": {"name": resource_name, "container": container_name,
-                                  "target": {"type": "Utilization", "averageUtilization": 60}}}
+    return {
+        "type": "ContainerResource",
+        "containerResource": {
+            "name": resource_name,
+            "container": container_name,
+            "target": {"type": "Utilization", "averageUtilization": 60},
+        },
+    }
 
 
-def pdb(name: str = "web", namespace: Optional[str] = "apps", *, selector: Any = _DEFAULT,
-        **spec: Any) -> dict[str, Any]:
+def pdb(
+    name: str = "web", namespace: Optional[str] = "apps", *, selector: Any = _DEFAULT, **spec: Any
+) -> dict[str, Any]:
     body = {"selector": {"matchLabels": {"app": name}} if selector is _DEFAULT else selector, **spec}
     if "minAvailable" not in body and "maxUnavailable" not in body:
         body["maxUnavailable"] = 1
     return k8s("PodDisruptionBudget", name, namespace, spec=body)
 
 
-def service(name: str = "web", namespace: Optional[str] = "apps", *, type_: str = "LoadBalancer",
-            load_balancer_class: Optional[str] = None, annotations: Optional[dict[str, str]] = None) -> dict[str, Any]:
+def service(
+    name: str = "web",
+    namespace: Optional[str] = "apps",
+    *,
+    type_: str = "LoadBalancer",
+    load_balancer_class: Optional[str] = None,
+    annotations: Optional[dict[str, str]] = None,
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": type_, "selector": {"app": name}, "ports": [{"port": 80, "targetPort": 8080}]}
     if load_balancer_class is not None:
         spec["loadBalancerClass"] = load_balancer_class

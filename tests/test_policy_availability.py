@@ -58,9 +58,14 @@ def test_a_budget_may_select_with_expressions():
     assert availability(workload(replicas=2), pdb(selector=selector)) == []
 
 
-@pytest.mark.parametrize(("spec", "reason"), [({"maxUnavailable": 0}, "maxUnavailable 0"),
-                                              ({"minAvailable": "100%"}, "minAvailable 100%"),
-                                              ({"minAvailable": 3}, "minAvailable 3 with 3 replicas")])
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"maxUnavailable": 0}, "maxUnavailable 0"),
+        ({"minAvailable": "100%"}, "minAvailable 100%"),
+        ({"minAvailable": 3}, "minAvailable 3 with 3 replicas"),
+    ],
+)
 def test_a_budget_that_allows_no_disruption_is_reported(spec, reason):
     [message] = availability(workload(replicas=3), pdb(**spec))
     assert reason in message and "nodes cannot drain" in message
@@ -80,8 +85,7 @@ def test_production_can_come_from_the_policy_config():
     assert len(availability(workload(replicas=1), pdb(), production=False, config=config)) == 1
 
 
-labels = st.dictionaries(st.sampled_from(["app", "tier", "env", "team"]), st.sampled_from(["a", "b", "c"]),
-                         max_size=4)
+labels = st.dictionaries(st.sampled_from(["app", "tier", "env", "team"]), st.sampled_from(["a", "b", "c"]), max_size=4)
 
 
 @given(labels, labels)
@@ -93,8 +97,9 @@ def test_match_labels_select_exactly_the_supersets(selector, pod_labels):
 @given(labels, st.sampled_from(["app", "tier"]), st.lists(st.sampled_from(["a", "b", "c"]), max_size=3))
 def test_match_expressions_follow_their_operators(pod_labels, key, values):
     def match(operator):
-        return selector_matches({"matchExpressions": [{"key": key, "operator": operator, "values": values}]},
-                                pod_labels)
+        return selector_matches(
+            {"matchExpressions": [{"key": key, "operator": operator, "values": values}]}, pod_labels
+        )
 
     assert match("In") is (key in pod_labels and pod_labels[key] in values)
     assert match("NotIn") is not (key in pod_labels and pod_labels[key] in values)

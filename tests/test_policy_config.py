@@ -30,9 +30,15 @@ BAD = workload("Deployment", "web", pod=pod_spec(container("web", image="nginx",
 def test_every_policy_has_its_documented_default_level():
     levels = {name: settings.level for name, settings in validate_config().policies.items()}
     assert levels == {
-        "workload-probes": "mandatory", "cpu-requests": "mandatory", "hpa-targets": "mandatory",
-        "memory-requests-limits": "advisory", "image-tags": "advisory", "production-availability": "advisory",
-        "load-balancer-services": "advisory", "probe-timings": "advisory", "container-security": "advisory",
+        "workload-probes": "mandatory",
+        "cpu-requests": "mandatory",
+        "hpa-targets": "mandatory",
+        "memory-requests-limits": "advisory",
+        "image-tags": "advisory",
+        "production-availability": "advisory",
+        "load-balancer-services": "advisory",
+        "probe-timings": "advisory",
+        "container-security": "advisory",
         "helm-chart-versions": "advisory",
     }
 
@@ -96,8 +102,12 @@ def test_every_problem_is_listed_at_once():
 
 
 def test_whole_floats_from_the_engine_are_integers():
-    assert validate_config({"production-availability": {"minReplicas": 3.0}}).options(
-        "production-availability")["minReplicas"] == 3
+    assert (
+        validate_config({"production-availability": {"minReplicas": 3.0}}).options("production-availability")[
+            "minReplicas"
+        ]
+        == 3
+    )
 
 
 @pytest.mark.parametrize("name", ["web-deployment", "web", "apps/web"])
@@ -151,8 +161,7 @@ json_values = st.recursive(
 )
 
 
-@given(st.sampled_from([(p.name, key, schema) for p in POLICIES for key, schema in p.properties.items()]),
-       json_values)
+@given(st.sampled_from([(p.name, key, schema) for p in POLICIES for key, schema in p.properties.items()]), json_values)
 def test_the_validator_agrees_with_json_schema(entry, value):
     _, _, schema = entry
     problems: list[str] = []

@@ -98,9 +98,15 @@ def test_a_container_resource_memory_metric_needs_that_containers_memory_request
 
 
 def test_an_autoscaling_v1_hpa_is_checked():
-    v1 = k8s("HorizontalPodAutoscaler", "web", spec={
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
-        "maxReplicas": 5, "targetCPUUtilizationPercentage": 50})
+    v1 = k8s(
+        "HorizontalPodAutoscaler",
+        "web",
+        spec={
+            "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
+            "maxReplicas": 5,
+            "targetCPUUtilizationPercentage": 50,
+        },
+    )
     v1["type"] = "kubernetes:autoscaling/v1:HorizontalPodAutoscaler"
     assert targets(workload(), v1) == []
     assert len(targets(workload(pod=pod_spec(container(cpu=None))), v1)) == 1

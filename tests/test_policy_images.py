@@ -18,8 +18,15 @@ def images(*resources, config=None):
 
 @pytest.mark.parametrize(
     "image",
-    ["nginx:1.27.3", "docker.io/library/mongo:7.0.14", "localhost:5000/app:2.0", "quay.io/minio/minio:RELEASE.2025",
-     f"app@{DIGEST}", f"app:latest@{DIGEST}", f"registry:5000/team/app@{DIGEST}"],
+    [
+        "nginx:1.27.3",
+        "docker.io/library/mongo:7.0.14",
+        "localhost:5000/app:2.0",
+        "quay.io/minio/minio:RELEASE.2025",
+        f"app@{DIGEST}",
+        f"app:latest@{DIGEST}",
+        f"registry:5000/team/app@{DIGEST}",
+    ],
 )
 def test_pinned_images_pass(image):
     assert images(workload(pod=pod_spec(container(image=image)))) == []
@@ -27,9 +34,15 @@ def test_pinned_images_pass(image):
 
 @pytest.mark.parametrize(
     ("image", "reason"),
-    [("nginx", "has no tag"), ("nginx:latest", "uses the tag latest"), ("localhost:5000/app", "has no tag"),
-     ("registry.example.com:443/team/app", "has no tag"), ("nginx:", "has no tag"), ("", "has no image"),
-     ("app@sha256:abc", "malformed digest")],
+    [
+        ("nginx", "has no tag"),
+        ("nginx:latest", "uses the tag latest"),
+        ("localhost:5000/app", "has no tag"),
+        ("registry.example.com:443/team/app", "has no tag"),
+        ("nginx:", "has no tag"),
+        ("", "has no image"),
+        ("app@sha256:abc", "malformed digest"),
+    ],
 )
 def test_unpinned_images_are_reported(image, reason):
     [message] = images(workload(pod=pod_spec(container("web", image=image))))
@@ -37,8 +50,11 @@ def test_unpinned_images_are_reported(image, reason):
 
 
 def test_every_container_list_is_checked():
-    pod = pod_spec(container(), init=[init_container("setup", image="busybox")],
-                   ephemeral=[{"name": "debug", "image": "busybox:latest"}])
+    pod = pod_spec(
+        container(),
+        init=[init_container("setup", image="busybox")],
+        ephemeral=[{"name": "debug", "image": "busybox:latest"}],
+    )
     messages = images(workload("Job", pod=pod))
     assert [m.split('"')[1] for m in messages] == ["setup", "debug"]
 

@@ -48,6 +48,7 @@ def pack() -> dict[str, Any]:
 
 def engine_props(props: dict[str, Any]) -> Any:
     """Properties as pulumi_policy passes them: every number a float, behind the unknown-checking proxy."""
+
     def floats(value: Any) -> Any:
         if isinstance(value, bool):
             return value
@@ -64,18 +65,22 @@ def engine_props(props: dict[str, Any]) -> Any:
 
 def run_resource_policy(policy: ResourceValidationPolicy, resource: dict[str, Any], config=None) -> list[tuple]:
     reports: list[tuple] = []
-    args = ResourceValidationArgs(resource["type"], engine_props(resource["props"]), resource["urn"],
-                                  resource["name"], None, None, config or {})
+    args = ResourceValidationArgs(
+        resource["type"], engine_props(resource["props"]), resource["urn"], resource["name"], None, None, config or {}
+    )
     policy.validate(args, lambda message, urn=None: reports.append((message, urn)))
     return reports
 
 
 def run_stack_policy(policy: StackValidationPolicy, resources: list[dict[str, Any]], config=None) -> list[tuple]:
     reports: list[tuple] = []
-    policy_resources = [PolicyResource(r["type"], engine_props(r["props"]), r["urn"], r["name"], None, None, None,
-                                       [], {}) for r in resources]
-    policy.validate(StackValidationArgs(policy_resources, config or {}),
-                    lambda message, urn=None: reports.append((message, urn)))
+    policy_resources = [
+        PolicyResource(r["type"], engine_props(r["props"]), r["urn"], r["name"], None, None, None, [], {})
+        for r in resources
+    ]
+    policy.validate(
+        StackValidationArgs(policy_resources, config or {}), lambda message, urn=None: reports.append((message, urn))
+    )
     return reports
 
 
@@ -94,19 +99,34 @@ def test_every_rule_becomes_a_policy_with_its_level_and_schema(pack):
 
 #: For each resource policy: an object it reports (and what it says), and one it passes.
 CASES = {
-    "workload-probes": (workload(pod=pod_spec(container("web", liveness=None))), 'container "web" has no livenessProbe',
-                        workload()),
-    "cpu-requests": (workload("CronJob", pod=pod_spec(container("tick", cpu=None))), "sets no cpu request",
-                     workload("CronJob")),
-    "memory-requests-limits": (workload(pod=pod_spec(container(memory_limit=None))), "sets no memory limit",
-                               workload()),
+    "workload-probes": (
+        workload(pod=pod_spec(container("web", liveness=None))),
+        'container "web" has no livenessProbe',
+        workload(),
+    ),
+    "cpu-requests": (
+        workload("CronJob", pod=pod_spec(container("tick", cpu=None))),
+        "sets no cpu request",
+        workload("CronJob"),
+    ),
+    "memory-requests-limits": (
+        workload(pod=pod_spec(container(memory_limit=None))),
+        "sets no memory limit",
+        workload(),
+    ),
     "image-tags": (workload(pod=pod_spec(container(image="nginx:latest"))), "uses the tag latest", workload()),
     "load-balancer-services": (service(load_balancer_class="service.k8s.aws/nlb"), "it must have none", service()),
-    "probe-timings": (workload(pod=pod_spec(container(readiness=probe(timeoutSeconds=30)))), "timeoutSeconds (30)",
-                      workload()),
+    "probe-timings": (
+        workload(pod=pod_spec(container(readiness=probe(timeoutSeconds=30)))),
+        "timeoutSeconds (30)",
+        workload(),
+    ),
     "container-security": (workload(pod=pod_spec(container(security={"runAsUser": 0}))), "runs as root", workload()),
-    "helm-chart-versions": (helm("Release", "ms", "metrics-server", "^3"), "is not an exact version",
-                            helm("Release", "ms", "metrics-server", "3.13.1")),
+    "helm-chart-versions": (
+        helm("Release", "ms", "metrics-server", "^3"),
+        "is not an exact version",
+        helm("Release", "ms", "metrics-server", "3.13.1"),
+    ),
 }
 
 
@@ -180,8 +200,14 @@ def _struct(value: dict[str, Any]) -> struct_pb2.Struct:
 def analyzer():
     """The pack started as the Pulumi CLI starts it: its gRPC port on stdout."""
     env = {**os.environ, "PULUMI_CONFIG": json.dumps({"scaleplane:balancer": "metallb"})}
-    process = subprocess.Popen([sys.executable, "__main__.py"], cwd=POLICY_DIR, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        [sys.executable, "__main__.py"],
+        cwd=POLICY_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         port = process.stdout.readline().strip()
         assert port.isdigit(), process.stderr.read() if process.poll() is not None else port
@@ -204,36 +230,57 @@ def test_the_running_pack_describes_its_policies(analyzer):
 
 
 def test_the_running_pack_analyzes_resources_and_stacks(analyzer):
-    analyzer.Configure(analyzer_pb2.ConfigureAnalyzerRequest(policyConfig={
-        "image-tags": analyzer_pb2.PolicyConfig(enforcementLevel=analyzer_pb2.MANDATORY,
-                                                properties=_struct({"requireDigest": False})),
-    }), timeout=20)
+    analyzer.Configure(
+        analyzer_pb2.ConfigureAnalyzerRequest(
+            policyConfig={
+                "image-tags": analyzer_pb2.PolicyConfig(
+                    enforcementLevel=analyzer_pb2.MANDATORY, properties=_struct({"requireDigest": False})
+                ),
+            }
+        ),
+        timeout=20,
+    )
     bad = workload(pod=pod_spec(container("web", image="nginx", cpu=None, readiness=None)))
-    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(type=bad["type"], properties=_struct(bad["props"]),
-                                                            urn=bad["urn"], name=bad["name"]), timeout=20)
+    response = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(
+            type=bad["type"], properties=_struct(bad["props"]), urn=bad["urn"], name=bad["name"]
+        ),
+        timeout=20,
+    )
     found = {(d.policyName, d.enforcementLevel) for d in response.diagnostics}
     assert ("workload-probes", analyzer_pb2.MANDATORY) in found
     assert ("cpu-requests", analyzer_pb2.MANDATORY) in found
     assert ("image-tags", analyzer_pb2.MANDATORY) in found
     # The stack's scaleplane:balancer (metallb) reached load-balancer-services.
     lb = service(load_balancer_class="service.k8s.aws/nlb")
-    response = analyzer.Analyze(analyzer_pb2.AnalyzeRequest(type=lb["type"], properties=_struct(lb["props"]),
-                                                            urn=lb["urn"], name=lb["name"]), timeout=20)
+    response = analyzer.Analyze(
+        analyzer_pb2.AnalyzeRequest(type=lb["type"], properties=_struct(lb["props"]), urn=lb["urn"], name=lb["name"]),
+        timeout=20,
+    )
     assert any("with balancer metallb" in d.message for d in response.diagnostics)
     lonely = hpa(target="missing")
-    stack = analyzer.AnalyzeStack(analyzer_pb2.AnalyzeStackRequest(resources=[
-        analyzer_pb2.AnalyzerResource(type=lonely["type"], properties=_struct(lonely["props"]), urn=lonely["urn"],
-                                      name=lonely["name"]),
-    ]), timeout=20)
+    stack = analyzer.AnalyzeStack(
+        analyzer_pb2.AnalyzeStackRequest(
+            resources=[
+                analyzer_pb2.AnalyzerResource(
+                    type=lonely["type"], properties=_struct(lonely["props"]), urn=lonely["urn"], name=lonely["name"]
+                ),
+            ]
+        ),
+        timeout=20,
+    )
     [diagnostic] = [d for d in stack.diagnostics if d.policyName == "hpa-targets"]
     assert diagnostic.urn == lonely["urn"] and "not in this stack" in diagnostic.message
 
 
 def test_the_pack_imports_its_rules_whatever_the_working_directory(tmp_path):
     # As `python -m pulumi.policy` does it: runpy on the file, from elsewhere, policy/ not on sys.path.
-    script = f"import runpy; ns = runpy.run_path({str(POLICY_DIR / '__main__.py')!r}, run_name='pack'); " \
-             "print(len(ns['build_policies']()))"
-    result = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True,
-                            timeout=60, check=False)
+    script = (
+        f"import runpy; ns = runpy.run_path({str(POLICY_DIR / '__main__.py')!r}, run_name='pack'); "
+        "print(len(ns['build_policies']()))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(len(POLICIES))

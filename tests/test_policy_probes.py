@@ -147,8 +147,12 @@ def test_unknown_values_are_not_guessed_at(unknown):
 
 
 def test_objects_that_run_no_pods_are_not_judged():
-    patch = {"type": "kubernetes:apps/v1:DeploymentPatch", "name": "p", "urn": "urn:p",
-             "props": {"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}}}
+    patch = {
+        "type": "kubernetes:apps/v1:DeploymentPatch",
+        "name": "p",
+        "urn": "urn:p",
+        "props": {"spec": {"template": {"spec": {"containers": [{"name": "x"}]}}}},
+    }
     config_map = k8s("Service", "svc", spec={"type": "ClusterIP"})
     assert probes(patch, config_map) == []
 

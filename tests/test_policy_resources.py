@@ -12,8 +12,16 @@ from policy_support import container, found, init_container, pod_spec, workload
 from policy.scaleplane_policy import MOCKRUN_UNKNOWN, UNKNOWN
 from policy.scaleplane_policy.values import parse_quantity
 
-ALL_WORKLOADS = ["Deployment", "StatefulSet", "DaemonSet", "ReplicaSet", "ReplicationController", "Pod", "Job",
-                 "CronJob"]
+ALL_WORKLOADS = [
+    "Deployment",
+    "StatefulSet",
+    "DaemonSet",
+    "ReplicaSet",
+    "ReplicationController",
+    "Pod",
+    "Job",
+    "CronJob",
+]
 
 
 def cpu(*resources, config=None):
@@ -93,8 +101,7 @@ def test_an_unknown_request_is_not_guessed_at(unknown):
     assert cpu(workload(pod=pod_spec(web))) == []
 
 
-@given(st.lists(st.tuples(st.booleans(), st.sampled_from(["container", "init", "ephemeral"])), min_size=1,
-                max_size=8))
+@given(st.lists(st.tuples(st.booleans(), st.sampled_from(["container", "init", "ephemeral"])), min_size=1, max_size=8))
 def test_exactly_the_running_containers_without_cpu_are_reported(spec):
     containers, init, ephemeral, expected = [], [], [], set()
     for i, (has_cpu, where) in enumerate(spec):
@@ -146,8 +153,17 @@ def test_memory_applies_to_init_containers_and_jobs():
 
 @pytest.mark.parametrize(
     ("text", "value"),
-    [("250m", "0.25"), ("1", "1"), ("1.5", "1.5"), ("128Mi", str(128 * 2**20)), ("1Gi", str(2**30)),
-     ("2k", "2000"), ("1e3", "1000"), ("0.5Ki", "512"), (".5", "0.5")],
+    [
+        ("250m", "0.25"),
+        ("1", "1"),
+        ("1.5", "1.5"),
+        ("128Mi", str(128 * 2**20)),
+        ("1Gi", str(2**30)),
+        ("2k", "2000"),
+        ("1e3", "1000"),
+        ("0.5Ki", "512"),
+        (".5", "0.5"),
+    ],
 )
 def test_quantities_parse_as_kubernetes_reads_them(text, value):
     assert parse_quantity(text) == Decimal(value)

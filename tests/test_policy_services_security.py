@@ -96,7 +96,10 @@ def test_a_container_that_says_nothing_may_run_as_root():
 
 
 def test_init_and_ephemeral_containers_are_checked():
-    pod = pod_spec(container(), init=[container("setup", security={"privileged": True, "runAsNonRoot": True})],
-                   ephemeral=[{"name": "debug", "image": "busybox:1.37.0", "securityContext": {"runAsUser": 0}}])
+    pod = pod_spec(
+        container(),
+        init=[container("setup", security={"privileged": True, "runAsNonRoot": True})],
+        ephemeral=[{"name": "debug", "image": "busybox:1.37.0", "securityContext": {"runAsUser": 0}}],
+    )
     messages = security(workload("Job", pod=pod))
     assert [m.split('"')[1] for m in messages] == ["setup", "debug"]

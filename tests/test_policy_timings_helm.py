@@ -43,8 +43,9 @@ def test_a_hair_trigger_liveness_probe_is_reported():
     messages = timings(workload(pod=pod_spec(container(liveness=quick))))
     assert any("after 2s of failures" in m for m in messages)
     config = {"probe-timings": {"minLivenessFailureSeconds": 2}}
-    assert not any("after 2s of failures" in m for m in timings(workload(pod=pod_spec(container(liveness=quick))),
-                                                                  config=config))
+    assert not any(
+        "after 2s of failures" in m for m in timings(workload(pod=pod_spec(container(liveness=quick))), config=config)
+    )
 
 
 def test_liveness_must_not_give_up_before_readiness():

@@ -137,8 +137,9 @@ def _level(value: Any, path: str, problems: list[str]) -> Level | None:
     return value
 
 
-def policy_options(policy: str, schema: Mapping[str, Mapping[str, Any]], raw: Mapping[str, Any] | None,
-                   problems: list[str]) -> Mapping[str, Any]:
+def policy_options(
+    policy: str, schema: Mapping[str, Mapping[str, Any]], raw: Mapping[str, Any] | None, problems: list[str]
+) -> Mapping[str, Any]:
     """One policy's properties validated against its schema, defaults filled in."""
     raw = raw or {}
     options: dict[str, Any] = {}
@@ -157,8 +158,9 @@ def policy_options(policy: str, schema: Mapping[str, Mapping[str, Any]], raw: Ma
     return MappingProxyType(options)
 
 
-def resolve(config: Mapping[str, Any] | None, specs: Mapping[str, tuple[Level, Mapping[str, Mapping[str, Any]]]]
-            ) -> EffectiveConfig:
+def resolve(
+    config: Mapping[str, Any] | None, specs: Mapping[str, tuple[Level, Mapping[str, Mapping[str, Any]]]]
+) -> EffectiveConfig:
     """Validate a whole pack config against `specs` (policy -> (default level, schema))."""
     problems: list[str] = []
     config = config if config is not None else {}
@@ -211,5 +213,3 @@ def is_exempt(settings: PolicySettings, names: set[str], namespace: Any) -> bool
     if isinstance(namespace, str) and namespace in settings.exempt_namespaces:
         return True
     return bool(names & settings.exempt_resources)
-
-

@@ -20,8 +20,9 @@ class Violation:
     message: str
 
 
-def validate_config(config: Optional[Mapping[str, Any]] = None, *, balancer: Optional[str] = None,
-                    production: bool = False) -> EffectiveConfig:
+def validate_config(
+    config: Optional[Mapping[str, Any]] = None, *, balancer: Optional[str] = None, production: bool = False
+) -> EffectiveConfig:
     """Validate a policy config (Pulumi's policy-pack-config shape) into effective settings.
 
     `balancer` and `production` are the stack's own settings: they override what the config says
@@ -68,8 +69,13 @@ def run_policy(policy: Policy, objects: list[KubeObject], settings: PolicySettin
                 yield obj, message
 
 
-def evaluate(resources: Iterable[Mapping[str, Any]], config: Optional[Mapping[str, Any]] = None, *,
-             balancer: Optional[str] = None, production: bool = False) -> list[Violation]:
+def evaluate(
+    resources: Iterable[Mapping[str, Any]],
+    config: Optional[Mapping[str, Any]] = None,
+    *,
+    balancer: Optional[str] = None,
+    production: bool = False,
+) -> list[Violation]:
     """Every violation in a stack's resources, in policy order then resource order.
 
     Each resource is a mapping with "type", "name", "urn" and "props". Disabled policies report
@@ -117,5 +123,14 @@ def has_mandatory(violations: Iterable[Violation]) -> bool:
     return any(v.enforcement == "mandatory" for v in violations)
 
 
-__all__ = ["BY_NAME", "Violation", "evaluate", "has_mandatory", "names_of", "report", "run_policy", "summarize",
-           "validate_config"]
+__all__ = [
+    "BY_NAME",
+    "Violation",
+    "evaluate",
+    "has_mandatory",
+    "names_of",
+    "report",
+    "run_policy",
+    "summarize",
+    "validate_config",
+]

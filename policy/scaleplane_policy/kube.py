@@ -175,8 +175,18 @@ class KubeObject:
 
 
 _CLUSTER_SCOPED = frozenset(
-    {"Namespace", "Node", "PersistentVolume", "ClusterRole", "ClusterRoleBinding", "StorageClass",
-     "CustomResourceDefinition", "PriorityClass", "IngressClass", "VolumeSnapshotClass"}
+    {
+        "Namespace",
+        "Node",
+        "PersistentVolume",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "StorageClass",
+        "CustomResourceDefinition",
+        "PriorityClass",
+        "IngressClass",
+        "VolumeSnapshotClass",
+    }
 )
 
 

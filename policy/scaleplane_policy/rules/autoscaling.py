@@ -80,8 +80,13 @@ def check_hpa_targets(objects: Sequence[KubeObject], options: Mapping[str, Any])
         where = hpa.describe()
         if target is None:
             if decided:
-                yield hpa, (f"{where} scales {get(ref, 'kind')} {get(ref, 'name')}, which is not in this stack "
-                            f"(namespace {hpa.namespace})")
+                yield (
+                    hpa,
+                    (
+                        f"{where} scales {get(ref, 'kind')} {get(ref, 'name')}, which is not in this stack "
+                        f"(namespace {hpa.namespace})"
+                    ),
+                )
             continue
         if target.kind not in SCALABLE or target.containers_unknown():
             continue
@@ -91,17 +96,32 @@ def check_hpa_targets(objects: Sequence[KubeObject], options: Mapping[str, Any])
             for container in running:
                 problem = request_problem(container, resource)
                 if problem:
-                    yield hpa, (f"{where} scales on {resource}, but {target.describe()} {container.describe()} "
-                                f"{problem}: the HPA cannot compute its utilisation")
+                    yield (
+                        hpa,
+                        (
+                            f"{where} scales on {resource}, but {target.describe()} {container.describe()} "
+                            f"{problem}: the HPA cannot compute its utilisation"
+                        ),
+                    )
         names = {c.name: c for c in running}
         for resource, container_name in sorted(per_container):
             container = names.get(container_name)
             if container is None:
-                yield hpa, (f"{where} has a ContainerResource metric on container \"{container_name}\", which "
-                            f"{target.describe()} does not run")
+                yield (
+                    hpa,
+                    (
+                        f'{where} has a ContainerResource metric on container "{container_name}", which '
+                        f"{target.describe()} does not run"
+                    ),
+                )
                 continue
             if resource in ("cpu", "memory") and resource not in whole:
                 problem = request_problem(container, resource)
                 if problem:
-                    yield hpa, (f"{where} scales on {resource} of {container.describe()}, which {problem}: "
-                                "the HPA cannot compute its utilisation")
+                    yield (
+                        hpa,
+                        (
+                            f"{where} scales on {resource} of {container.describe()}, which {problem}: "
+                            "the HPA cannot compute its utilisation"
+                        ),
+                    )

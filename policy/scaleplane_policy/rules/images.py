@@ -21,7 +21,7 @@ def split_image(image: str) -> tuple[str, Optional[str], Optional[str]]:
     colon = name.rfind(":")
     tag: Optional[str] = None
     if colon > last_slash:
-        name, tag = name[:colon], name[colon + 1:]
+        name, tag = name[:colon], name[colon + 1 :]
     return name, tag, digest or None
 
 

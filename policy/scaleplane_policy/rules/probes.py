@@ -17,8 +17,13 @@ from ..values import get, is_mapping, is_unknown, items
 
 HANDLERS = ("exec", "httpGet", "tcpSocket", "grpc")
 #: Kubernetes' defaults for a probe's timing fields (a 0 is defaulted the same way).
-DEFAULTS = {"initialDelaySeconds": 0, "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1,
-            "failureThreshold": 3}
+DEFAULTS = {
+    "initialDelaySeconds": 0,
+    "timeoutSeconds": 1,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "failureThreshold": 3,
+}
 
 
 def _port_problem(port: Any, container: Mapping[str, Any], where: str, named_ok: bool) -> Optional[str]:
@@ -118,8 +123,10 @@ def check_probe_timings(obj: KubeObject, options: Mapping[str, Any]) -> Iterator
             timeout, period = _timing(probe, "timeoutSeconds"), _timing(probe, "periodSeconds")
             prefix = f"{obj.describe()}: {container.describe()} {field}"
             if isinstance(timeout, int) and isinstance(period, int) and timeout >= period:
-                yield (f"{prefix}: timeoutSeconds ({timeout}) must be shorter than periodSeconds ({period}), "
-                       "or probes overlap")
+                yield (
+                    f"{prefix}: timeoutSeconds ({timeout}) must be shorter than periodSeconds ({period}), "
+                    "or probes overlap"
+                )
             success = _timing(probe, "successThreshold")
             if field != "readinessProbe" and isinstance(success, int) and success != 1:
                 yield f"{prefix}: successThreshold must be 1 for a {field} (is {success})"
@@ -128,12 +135,16 @@ def check_probe_timings(obj: KubeObject, options: Mapping[str, Any]) -> Iterator
             window = _window(liveness)
             prefix = f"{obj.describe()}: {container.describe()}"
             if window is not None and window < min_window:
-                yield (f"{prefix} livenessProbe restarts the container after {window}s of failures "
-                       f"(failureThreshold x periodSeconds); allow at least {min_window}s")
+                yield (
+                    f"{prefix} livenessProbe restarts the container after {window}s of failures "
+                    f"(failureThreshold x periodSeconds); allow at least {min_window}s"
+                )
             ready_window = _window(readiness) if is_mapping(readiness) else None
             if window is not None and ready_window is not None and window < ready_window:
-                yield (f"{prefix} livenessProbe gives up after {window}s but readinessProbe only after "
-                       f"{ready_window}s: the container is restarted before it is taken out of service")
+                yield (
+                    f"{prefix} livenessProbe gives up after {window}s but readinessProbe only after "
+                    f"{ready_window}s: the container is restarted before it is taken out of service"
+                )
 
 
 def _window(probe: Mapping[str, Any]) -> Optional[int]:

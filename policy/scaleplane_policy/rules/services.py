@@ -46,8 +46,10 @@ def check_load_balancer_services(obj: KubeObject, options: Mapping[str, Any]) ->
         if klass == AWS_NLB_CLASS or (klass is None and lb_type in ("external", "nlb-ip")):
             return
         if klass is None:
-            yield (f"{where} sets neither loadBalancerClass {AWS_NLB_CLASS} nor the {AWS_LB_TYPE} annotation: "
-                   "the AWS Load Balancer Controller would not serve it")
+            yield (
+                f"{where} sets neither loadBalancerClass {AWS_NLB_CLASS} nor the {AWS_LB_TYPE} annotation: "
+                "the AWS Load Balancer Controller would not serve it"
+            )
         else:
             yield f"{where} has loadBalancerClass {klass!r}, which the AWS Load Balancer Controller does not serve"
     elif klass is not None:
