@@ -16,7 +16,6 @@ import re
 import shutil
 import sys
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
