@@ -33,13 +33,25 @@ import os
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Optional, Protocol
 
+from pulumi import automation as auto
+
 import settings as settings_module
-from deploy.project import PROJECT_DIR, STACKS
+from deploy.automation import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_USAGE,
+    DriverError,
+    StackLike,
+    error_line,
+    open_stack,
+)
+from deploy.project import STACKS
 from settings import SettingsError
 from settings.database import COLOURS, DatabaseSettings
 
@@ -47,30 +59,9 @@ SECTION = "scaleplane:database"
 SERVICE_TYPE = "kubernetes:core/v1:Service"
 COMPONENT_TYPE = "scaleplane:database:BlueGreenDatabase"
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_INVALID = 2
-
-
-class ConfigValueLike(Protocol):
-    value: str
-    secret: bool
-
-
-class StackLike(Protocol):
-    """What the workflow needs of a Pulumi Automation API stack (pulumi.automation.Stack has it all)."""
-
-    name: str
-
-    def get_all_config(self) -> Mapping[str, Any]: ...
-
-    def set_all_config(self, config: Mapping[str, Any], *, path: bool = False) -> None: ...
-
-    def preview(self, **kwargs: Any) -> Any: ...
-
-    def up(self, **kwargs: Any) -> Any: ...
-
-    def outputs(self) -> Mapping[str, Any]: ...
+#: The one key the workflow validates beside its own section, and where it reads the cluster.
+STORAGE = "scaleplane:storage"
+EXISTING_CLUSTER = "scaleplane:existingCluster"
 
 
 class ClusterProbe(Protocol):
@@ -86,15 +77,30 @@ class ClusterProbe(Protocol):
 class WorkflowError(RuntimeError):
     """A step could not be completed; the message says what to do next."""
 
+    exit_code = EXIT_FAILED
+
+
+class SwitchRefusedError(WorkflowError):
+    """The switch would have changed more than the Service's selector; nothing was deployed."""
+
+    exit_code = EXIT_REFUSED
+
 
 class ProbeError(RuntimeError):
     """The cluster could not be asked (kubectl failed)."""
 
 
-def _config_value(value: str) -> Any:
-    from pulumi.automation import ConfigValue
+def _config_value(value: str) -> auto.ConfigValue:
+    return auto.ConfigValue(value=value, secret=False)
 
-    return ConfigValue(value=value, secret=False)
+
+def get_section(stack: StackLike, key: str) -> Optional[Any]:
+    """A structured config key's value (parsed), or None when the stack does not set it."""
+    try:
+        value = stack.get_config(key)
+    except (auto.CommandError, KeyError):
+        return None
+    return json.loads(value.value) if isinstance(value.value, str) else value.value
 
 
 def _as_path_value(value: Any) -> str:
@@ -130,46 +136,51 @@ class Workflow:
 
     # -- reading and changing the stack's database section ------------------------------------
 
-    def _raw(self) -> tuple[dict[str, str], frozenset[str]]:
-        config = self.stack.get_all_config()
-        raw = {key: value.value for key, value in config.items()}
-        secret = frozenset(key for key, value in config.items() if getattr(value, "secret", False))
-        return raw, secret
+    def _validate(self, section: dict[str, Any], storage: Optional[Any]) -> DatabaseSettings:
+        """The program's own settings validation of a database section (and the storage it needs)."""
+        raw = {"scaleplane:environment": self.stack.name, EXISTING_CLUSTER: json.dumps({"context": "validation"})}
+        if storage is not None:
+            raw[STORAGE] = json.dumps(storage)
+        raw[SECTION] = json.dumps(section)
+        validated = settings_module.from_config(raw).database
+        assert validated is not None  # the section was given
+        return validated
 
     def database(self) -> DatabaseSettings:
         """The stack's current, validated database settings."""
-        raw, secret = self._raw()
-        if SECTION not in raw:
+        section = get_section(self.stack, SECTION)
+        if section is None:
             raise WorkflowError(f"stack {self.stack.name} has no {SECTION} section: it runs no database")
-        validated = settings_module.from_config(raw, secret)
-        assert validated.database is not None  # present in raw, so validated
-        return validated.database
+        return self._validate(section, get_section(self.stack, STORAGE))
 
-    def _change(self, changes: Mapping[tuple[str, ...], Any], what: str) -> bool:
-        """Validate the section with `changes` applied, then write only what differs. True: written."""
-        raw, secret = self._raw()
-        section = json.loads(raw[SECTION])
-        updated = copy.deepcopy(section)
-        for path, value in changes.items():
-            node = updated
+    def _change(self, changes: Sequence[tuple[tuple[str, ...], Any]], what: str) -> bool:
+        """Write `changes` (path, value) in order, one `config set --path` each. True: something written.
+
+        Every intermediate section, not only the last, is validated before the first write, so an
+        interruption between two writes leaves a valid stack config behind (a `pulumi up` of it is
+        safe). Values already in place are skipped.
+        """
+        section = get_section(self.stack, SECTION)
+        assert section is not None
+        storage = get_section(self.stack, STORAGE)
+        current = copy.deepcopy(section)
+        writes: list[tuple[str, str]] = []
+        for path, value in changes:
+            node: Any = current
             for part in path[:-1]:
                 node = node.setdefault(part, {})
+            if node.get(path[-1]) == value:
+                continue
             node[path[-1]] = value
-        # The program's own validation, on the whole stack config: refused before anything changes.
-        settings_module.from_config({**raw, SECTION: json.dumps(updated)}, secret)
-        writes = {}
-        for path, value in changes.items():
-            node = section
-            for part in path:
-                node = node.get(part) if isinstance(node, dict) else None
-            if node != value:
-                writes[".".join((SECTION, *path))] = _config_value(_as_path_value(value))
+            # The program's own validation: refused, naming the key, before anything changes.
+            self._validate(current, storage)
+            writes.append((".".join((SECTION, *path)), _as_path_value(value)))
         if not writes:
             self.out(f"  {what}: already in the stack config")
             return False
-        for key, value in writes.items():
-            self.out(f"  config {key} = {value.value}")
-        self.stack.set_all_config(writes, path=True)
+        for key, value in writes:
+            self.out(f"  config set --path {key} {value}")
+            self.stack.set_config(key, _config_value(value), path=True)
         return True
 
     def _up(self, what: str) -> None:
@@ -243,28 +254,33 @@ class Workflow:
             for op, type_, urn in changes
         )
 
-    def _switch(self, db: DatabaseSettings, to: str) -> None:
+    def _propose_switch(self, db: DatabaseSettings, to: str) -> None:
+        """Set `active` to `to` in the stack config, if a preview then shows only the Service's update.
+
+        Otherwise `active` is set back and SwitchRefusedError raised: nothing is deployed. When the
+        config already selects `to` (a switch interrupted before its up), the preview may also show
+        nothing at all.
+        """
         previous = db.active
-        if to == previous:
-            # Resuming after the config was switched: deploy it, if nothing but the Service changes.
-            changes = self._planned_changes()
-            if not self._only_service(changes) or len(changes) > 1:
-                raise WorkflowError(
-                    f"the stack config already selects {to}, but a preview would change more than the percona "
-                    f"Service ({'; '.join(f'{op} {urn}' for op, _, urn in changes)}). Run `pulumi preview` to see why"
-                )
-            self._up(f"the percona Service selects {to}")
-            return
-        self._change({("active",): to}, f"active = {to}")
+        if to != previous:
+            self._change([(("active",), to)], f"active = {to}")
         changes = self._planned_changes()
-        if len(changes) != 1 or not self._only_service(changes):
-            self._change({("active",): previous}, f"active back to {previous}")
-            described = "; ".join(f"{op} {urn}" for op, _, urn in changes) or "no change at all"
-            raise WorkflowError(
-                f"switching to {to} would not change only the percona Service ({described}); "
-                f"active is back to {previous} and nothing was deployed. Run `pulumi preview` to see why"
+        if self._only_service(changes) and len(changes) == 1 or (to == previous and not changes):
+            return
+        described = "; ".join(f"{op} {urn}" for op, _, urn in changes) or "no change at all"
+        if to == previous:
+            raise SwitchRefusedError(
+                f"the stack config already selects {to}, but a preview would change more than the percona "
+                f"Service ({described}). Run `pulumi preview` to see why"
             )
-        self._up(f"switch the percona Service to {to}")
+        self._change([(("active",), previous)], f"active back to {previous}")
+        raise SwitchRefusedError(
+            f"switching to {to} would not change only the percona Service ({described}); "
+            f"active is back to {previous} and nothing was deployed. Run `pulumi preview` to see why"
+        )
+
+    def _deploy_switch(self, to: str) -> None:
+        self._up(f"the percona Service selects {to}")
 
     # -- the commands -----------------------------------------------------------------------------
 
@@ -274,7 +290,8 @@ class Workflow:
         self.out(f"[1/6] preflight: {db.name} serves from {live} ({db.colours[live].image}); target {target}")
         if target == live:
             self.out(f"  {target} is already live in the stack config; making sure the cluster agrees")
-            self._switch(db, target)
+            self._propose_switch(db, target)
+            self._deploy_switch(target)
             return
         self._require_ready(db, live)
         live_claim = db.claim(live)
@@ -299,22 +316,35 @@ class Workflow:
             pending = sorted(s for s, spec in db.snapshots.items() if spec.source == live_claim and s not in referenced)
             snapshot = pending[-1] if pending else f"{live}-{self.now():%Y%m%d%H%M%S}"
 
+        try:
+            self._upgrade_into(db, target, image, snapshot)
+        except WorkflowError as error:
+            raise type(error)(
+                f"{error}. {live} stays read-only (no write goes missing): run the same command to resume, "
+                f"or --rollback to lift the freeze and abandon the upgrade"
+            ) from error
+
+    def _upgrade_into(self, db: DatabaseSettings, target: str, image: str, snapshot: str) -> None:
+        live = db.active
+        live_claim = db.claim(live)
+        existing = db.colours.get(target)  # type: ignore[call-overload]
         self.out(f"[2/6] freeze: writes to {live} stop (super_read_only) so the snapshot holds every row")
         self._set_read_only(db, live, True)
 
         self.out(f"[3/6] snapshot: VolumeSnapshot {snapshot} of {live}'s PVC {live_claim}")
         if snapshot not in db.snapshots:
-            self._change({("snapshots", snapshot, "source"): live_claim}, f"snapshot {snapshot}")
+            self._change([(("snapshots", snapshot, "source"), live_claim)], f"snapshot {snapshot}")
         self._up(f"snapshot {snapshot}")
         self._wait_for_snapshot(db, snapshot)
 
         self.out(f"[4/6] create: {target} on {image}, its PVC restored from {snapshot}")
-        changes: dict[tuple[str, ...], Any] = {
-            ("colours", target, "image"): image,
-            ("colours", target, "restoreFrom"): snapshot,
-        }
+        # restoreFrom first, `retired: false` last: each intermediate config restores from the snapshot.
+        changes: list[tuple[tuple[str, ...], Any]] = [
+            (("colours", target, "restoreFrom"), snapshot),
+            (("colours", target, "image"), image),
+        ]
         if existing is not None and existing.retired:
-            changes[("colours", target, "retired")] = False
+            changes.append((("colours", target, "retired"), False))
         self._change(changes, f"colour {target}")
         self._up(f"create {target}")
 
@@ -323,7 +353,8 @@ class Workflow:
         self._verify(db, live, target)
 
         self.out(f"[6/6] switch: the percona Service selects {target}")
-        self._switch(db, target)
+        self._propose_switch(db, target)
+        self._deploy_switch(target)
         self._require_ready(db, target)
         self.out(
             f"done: {target} is live. {live} stays read-only for rollback "
@@ -367,6 +398,9 @@ class Workflow:
             self._require_ready(db, live)
             self.out(f"  lifting any write freeze on {live} (an interrupted upgrade leaves it read-only)")
             self._set_read_only(db, live, False)
+            # A rollback interrupted after its config switch: deploy it.
+            self._propose_switch(db, live)
+            self._deploy_switch(live)
             return
         self.out(f"[1/4] preflight: {live} is live; rolling back to {previous}")
         self._require_ready(db, previous)
@@ -378,12 +412,13 @@ class Workflow:
                     f"  warning: {table}: {live} {newer.get(table, '-')} rows, {previous} {older.get(table, '-')} "
                     f"rows; what {live} took since the switch stays on {live}'s volume only"
                 )
-        self.out(f"[2/4] freeze {live}: no more writes to it (open connections included)")
+        self.out(f"[2/4] switch in the stack config: active = {previous}, if only the Service changes")
+        self._propose_switch(db, previous)
+        self.out(f"[3/4] freeze {live} (open connections included), unfreeze {previous}")
         self._set_read_only(db, live, True)
-        self.out(f"[3/4] unfreeze {previous}")
         self._set_read_only(db, previous, False)
-        self.out(f"[4/4] switch: the percona Service selects {previous}")
-        self._switch(db, previous)
+        self.out(f"[4/4] deploy: the percona Service selects {previous}")
+        self._deploy_switch(previous)
         self.out(f"done: {previous} is live again; {live} stays, read-only, until you retire it (--retire {live})")
 
     def retire(self, colour: str) -> None:
@@ -395,7 +430,7 @@ class Workflow:
         claim = db.claim(colour)  # type: ignore[arg-type]
         self.out(f"[1/1] retire {colour}: its StatefulSet goes; its PVC {claim} is retained")
         # Refused by the settings (naming colours.<colour>.retired) when it is the live colour.
-        self._change({("colours", colour, "retired"): True}, f"retire {colour}")
+        self._change([(("colours", colour, "retired"), True)], f"retire {colour}")
         self._up(f"retire {colour}")
         self.out(
             f"done: {colour} no longer runs. Its volume is kept: delete it on purpose with "
@@ -418,6 +453,22 @@ class KubectlProbe:
         self.context = context
         self.kubeconfig = kubeconfig
         self._run = run
+        self._owned_file: Optional[str] = None
+
+    @classmethod
+    def with_kubeconfig_text(cls, text: str) -> KubectlProbe:
+        """A probe on a kubeconfig held in memory (a stack output): a private file, removed by close()."""
+        handle, path = tempfile.mkstemp(prefix="scaleplane-kubeconfig-")  # mode 0600
+        with os.fdopen(handle, "w") as file:
+            file.write(text)
+        probe = cls(None, path)
+        probe._owned_file = path
+        return probe
+
+    def close(self) -> None:
+        if self._owned_file and os.path.exists(self._owned_file):
+            os.remove(self._owned_file)
+        self._owned_file = None
 
     def _kubectl(self, *args: str) -> str:
         command = ["kubectl"]
@@ -475,44 +526,38 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     parser.set_defaults(handler=run)
 
 
-def open_stack(name: str) -> StackLike:
-    """The project's stack through the Automation API (a local workspace on this checkout)."""
-    from pulumi import automation as auto
-
-    return auto.select_stack(stack_name=name, work_dir=str(PROJECT_DIR))  # type: ignore[return-value]
+def open_bluegreen_stack(name: str) -> StackLike:
+    """The stack through the project's Automation API driver, policy pack attached to preview and up."""
+    return open_stack(name, policy=True)
 
 
-def probe_for(stack: StackLike, context: Optional[str], kubeconfig: Optional[str]) -> ClusterProbe:
+def probe_for(stack: StackLike, context: Optional[str], kubeconfig: Optional[str]) -> KubectlProbe:
     """kubectl pointed at the stack's cluster: flags first, then the stack's existingCluster, then its outputs."""
     if context or kubeconfig:
         return KubectlProbe(context, kubeconfig)
-    config = stack.get_all_config()
-    existing = config.get("scaleplane:existingCluster")
+    existing = get_section(stack, EXISTING_CLUSTER)
     if existing is not None:
-        section = json.loads(existing.value)
-        return KubectlProbe(section.get("context"), section.get("kubeconfig"))
+        return KubectlProbe(existing.get("context"), existing.get("kubeconfig"))
     outputs = stack.outputs()
     if "kubeconfig" in outputs:
-        handle, path = tempfile.mkstemp(prefix="scaleplane-kubeconfig-")
-        with os.fdopen(handle, "w") as file:
-            value = outputs["kubeconfig"].value
-            file.write(value if isinstance(value, str) else json.dumps(value))
-        return KubectlProbe(None, path)
+        value = outputs["kubeconfig"].value
+        return KubectlProbe.with_kubeconfig_text(value if isinstance(value, str) else json.dumps(value))
     raise WorkflowError(f"cannot tell which cluster stack {stack.name} runs on: pass --context or --kubeconfig")
 
 
 def run(
     args: argparse.Namespace,
     *,
-    stack_factory: Callable[[str], StackLike] = open_stack,
+    stack_factory: Callable[[str], StackLike] = open_bluegreen_stack,
     probe_factory: Callable[[StackLike, Optional[str], Optional[str]], ClusterProbe] = probe_for,
     out: Callable[[str], None] = print,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
+    probe: Optional[ClusterProbe] = None
     try:
         stack = stack_factory(args.stack)
-        workflow = Workflow(stack, probe_factory(stack, args.context, args.kubeconfig), out=out, sleep=sleep,
-                            snapshot_timeout=args.snapshot_timeout)
+        probe = probe_factory(stack, args.context, args.kubeconfig)
+        workflow = Workflow(stack, probe, out=out, sleep=sleep, snapshot_timeout=args.snapshot_timeout)
         if args.to:
             workflow.upgrade(args.to, args.image)
         elif args.rollback:
@@ -521,9 +566,21 @@ def run(
             workflow.retire(args.retire)
     except SettingsError as error:
         out(f"bluegreen: refused, nothing changed: {error}")
-        return EXIT_INVALID
-    except (WorkflowError, ProbeError) as error:
+        return EXIT_USAGE
+    except WorkflowError as error:
+        out(f"bluegreen: stopped: {error}")
+        return error.exit_code
+    except ProbeError as error:
         out(f"bluegreen: stopped: {error}")
         return EXIT_FAILED
+    except DriverError as error:
+        out(f"bluegreen: {error}")
+        return error.exit_code
+    except auto.CommandError as error:
+        out(f"bluegreen: stopped: pulumi failed: {error_line(error)}; run the same command again to resume")
+        return EXIT_FAILED
+    finally:
+        close = getattr(probe, "close", None)
+        if close is not None:
+            close()
     return EXIT_OK
-

@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import pytest
 from bluegreen_helpers import BLUE_IMAGE, GREEN_IMAGE, raw_config, run_components
+from pulumi import automation as auto
 
 import settings
 from deploy import bluegreen, cli
@@ -114,11 +115,6 @@ class FakeProbe:
         return [[name, str(data[f"{schema}.{table}"])] for name, schema, table in counted]
 
 
-class FakeConfigValue(SimpleNamespace):
-    value: str
-    secret: bool
-
-
 class FakeStack:
     """An Automation API stack: config with `--path` semantics; preview/up run the components."""
 
@@ -140,21 +136,25 @@ class FakeStack:
     def section(self) -> dict[str, Any]:
         return json.loads(self.raw["scaleplane:database"])
 
-    def get_all_config(self) -> dict[str, FakeConfigValue]:
-        return {key: FakeConfigValue(value=value, secret=False) for key, value in self.raw.items()}
+    def get_config(self, key: str, *, path: bool = False) -> auto.ConfigValue:
+        assert not path
+        if key not in self.raw:
+            raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found",
+                                                       code=255))
+        return auto.ConfigValue(value=self.raw[key], secret=False)
 
-    def set_all_config(self, config: dict[str, Any], *, path: bool = False) -> None:
+    def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
         assert path, "the workflow sets values inside the section, by path"
-        for key, value in config.items():
-            top, *parts = key.split(".")
-            document = json.loads(self.raw[top])
-            node = document
-            for part in parts[:-1]:
-                node = node.setdefault(part, {})
-            text = value.value
-            node[parts[-1]] = {"true": True, "false": False}.get(text, int(text) if text.isdigit() else text)
-            self.raw[top] = json.dumps(document)
-        self.log.append("set " + ", ".join(f"{k}={v.value}" for k, v in sorted(config.items())))
+        top, *parts = key.split(".")
+        document = json.loads(self.raw[top])
+        node = document
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        text = value.value
+        # `pulumi config set --path`: "true"/"false" become booleans, integers numbers.
+        node[parts[-1]] = {"true": True, "false": False}.get(text, int(text) if text.isdigit() else text)
+        self.raw[top] = json.dumps(document)
+        self.log.append(f"set {key}={text}")
 
     def _changes(self) -> list[tuple[str, str, str]]:
         planned = run_components(self.raw)
@@ -326,6 +326,7 @@ def test_verification_failure_keeps_blue_live(stack: FakeStack, cluster: FakeClu
     with pytest.raises(WorkflowError, match="does not hold the same rows as blue") as error:
         workflow(stack, cluster).upgrade("green", GREEN_IMAGE)
     assert "Inventory.Hardware" in str(error.value)
+    assert "blue stays read-only" in str(error.value) and cluster.pods["blue"].read_only
     assert stack.section()["active"] == "blue"
     service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
     assert service.inputs["spec"]["selector"]["app"] == "blue"
@@ -335,16 +336,16 @@ def test_the_switch_is_undone_when_the_preview_shows_more_than_the_service(
     stack: FakeStack, cluster: FakeCluster
 ) -> None:
     wf = workflow(stack, cluster)
-    original = stack.set_all_config
+    original = stack.set_config
 
-    def sneak_in_a_change(config: dict[str, Any], *, path: bool = False) -> None:
-        original(config, path=path)
-        if any(key.endswith(".active") and value.value == "green" for key, value in config.items()):
+    def sneak_in_a_change(key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
+        original(key, value, path=path)
+        if key.endswith(".active") and value.value == "green":
             section = stack.section()
             section["storageSize"] = "20Gi"  # someone else's pending edit
             stack.raw["scaleplane:database"] = json.dumps(section)
 
-    stack.set_all_config = sneak_in_a_change  # type: ignore[method-assign]
+    stack.set_config = sneak_in_a_change  # type: ignore[method-assign]
     with pytest.raises(WorkflowError, match="would not change only the percona Service") as error:
         wf.upgrade("green", GREEN_IMAGE)
     assert "data-percona-blue" in str(error.value) or "blue-data" in str(error.value)
@@ -398,7 +399,34 @@ def test_rollback_without_a_predecessor_lifts_the_freeze_only(stack: FakeStack, 
     workflow(stack, cluster).rollback()
     assert not cluster.pods["blue"].read_only
     assert stack.section()["active"] == "blue"
-    assert stack.log == []
+    assert stack.log == ["preview ", "up "]  # no config change; the deployed state already agrees
+
+
+def test_a_rollback_interrupted_before_its_up_is_deployed_by_the_rerun(stack: FakeStack, cluster: FakeCluster) -> None:
+    upgraded(stack, cluster)
+    original_up = stack.up
+
+    def lost(**_: Any) -> Any:
+        raise RuntimeError("connection lost (injected)")
+
+    stack.up = lost  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError):
+        workflow(stack, cluster).rollback()
+    stack.up = original_up  # type: ignore[method-assign]
+    assert stack.section()["active"] == "blue"
+    assert cluster.pods["green"].read_only and not cluster.pods["blue"].read_only
+    workflow(stack, cluster).rollback()
+    service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
+    assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_a_refused_rollback_changes_no_freeze(stack: FakeStack, cluster: FakeCluster) -> None:
+    upgraded(stack, cluster)
+    stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "30Gi"})  # undeployed edit
+    with pytest.raises(bluegreen.SwitchRefusedError):
+        workflow(stack, cluster).rollback()
+    assert not cluster.pods["green"].read_only and cluster.pods["blue"].read_only
+    assert stack.section()["active"] == "green"
 
 
 def test_retiring_the_live_colour_is_refused_before_anything_changes(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -407,7 +435,7 @@ def test_retiring_the_live_colour_is_refused_before_anything_changes(stack: Fake
                               kubeconfig=None, snapshot_timeout=900.0)
     code = bluegreen.run(args, stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
                          out=lines.append, sleep=lambda _: None)
-    assert code == bluegreen.EXIT_INVALID
+    assert code == bluegreen.EXIT_USAGE
     assert "scaleplane:database" in lines[-1] and "colours.blue.retired: blue is the live colour" in lines[-1]
     assert not [entry for entry in stack.log if entry.startswith(("set", "up"))]
 
@@ -506,3 +534,52 @@ def test_kubectl_failures_surface_as_probe_errors() -> None:
 
     with pytest.raises(bluegreen.ProbeError, match="pods not found"):
         KubectlProbe(None, None, run=run).pod_ready("percona", "percona-blue-0")
+
+
+def test_each_write_leaves_a_config_that_restores_from_the_snapshot(stack: FakeStack, cluster: FakeCluster) -> None:
+    upgraded(stack, cluster)
+    writes = [entry for entry in stack.log if entry.startswith("set")]
+    snapshot = f"blue-{NOW}"
+    assert writes == [
+        f"set scaleplane:database.snapshots.{snapshot}.source=data-percona-blue",
+        f"set scaleplane:database.colours.green.restoreFrom={snapshot}",
+        f"set scaleplane:database.colours.green.image={GREEN_IMAGE}",
+        "set scaleplane:database.active=green",
+    ]
+
+
+def test_a_refused_switch_exits_with_the_refused_code(stack: FakeStack, cluster: FakeCluster) -> None:
+    stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "20Gi"})  # undeployed edit
+    lines: list[str] = []
+    args = cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--to", "green", "--image", GREEN_IMAGE])
+    code = bluegreen.run(args, stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
+                         out=lines.append, sleep=lambda _: None)
+    # The snapshot up deployed the pending edit too; the switch itself then found only the Service.
+    assert code == bluegreen.EXIT_OK, lines[-1]
+    stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "30Gi"})
+    code = bluegreen.run(cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--rollback"]),
+                         stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
+                         out=lines.append, sleep=lambda _: None)
+    assert code == bluegreen.EXIT_REFUSED
+    assert "nothing was deployed" in lines[-1]
+    assert stack.section()["active"] == "green"
+
+
+def test_a_kubeconfig_output_becomes_a_private_file_removed_afterwards(stack: FakeStack) -> None:
+    del stack.raw["scaleplane:existingCluster"]
+    stack.outputs = lambda: {"kubeconfig": auto.OutputValue(value="apiVersion: v1\nkind: Config\n", secret=True)}  # type: ignore[method-assign]
+    probe = bluegreen.probe_for(stack, None, None)
+    assert probe.kubeconfig is not None
+    import os
+    import stat
+
+    assert stat.S_IMODE(os.stat(probe.kubeconfig).st_mode) == 0o600
+    path = probe.kubeconfig
+    probe.close()
+    assert not os.path.exists(path)
+
+
+def test_no_cluster_to_talk_to_is_a_clear_error(stack: FakeStack) -> None:
+    del stack.raw["scaleplane:existingCluster"]
+    with pytest.raises(WorkflowError, match="pass --context or --kubeconfig"):
+        bluegreen.probe_for(stack, None, None)
