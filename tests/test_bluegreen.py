@@ -365,3 +365,17 @@ def test_accepted_settings_always_name_a_live_running_colour_and_known_sources(
     for spec in accepted.colours.values():
         assert spec.restore_from is None or spec.restore_from in accepted.snapshots
     assert all(s.source in accepted.known_claims() for s in accepted.snapshots.values())
+
+
+@pytest.mark.parametrize("stack", ["local", "prod"])
+def test_every_phase_passes_the_policy_pack_without_a_mandatory_violation(stack: str) -> None:
+    from deploy import plan as offline_plan
+
+    storage = json.loads(raw_config(None, None, stack)["scaleplane:storage"])
+    database = with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE})
+    raw = raw_config(database, storage, stack)
+    result = run_program(raw, stack)
+    assert kube_objects(result, "Job") and kube_objects(result, "VolumeSnapshot")
+    violations = offline_plan.run_policies(result, settings.from_config(raw))
+    mandatory = [f"{v.policy}: {v.message}" for v in violations if v.enforcement == "mandatory"]
+    assert mandatory == []
