@@ -1,7 +1,9 @@
 """Snapshot-capable storage: a CSI StorageClass and a VolumeSnapshotClass, per cluster kind.
 
-- `ebs` (EKS): the cluster component installs the aws-ebs-csi-driver and snapshot-controller
-  EKS add-ons (and with them the VolumeSnapshot CRDs). This component adds only the classes.
+- `ebs` (EKS, kops): the cluster component installs the EBS CSI driver and the snapshot
+  controller (EKS add-ons aws-ebs-csi-driver and snapshot-controller, or kops'
+  snapshotController), and with them the VolumeSnapshot CRDs. This component adds only the
+  classes, and the stack makes it depend on the cluster.
 - `zfs-localpv` (a local kind/k3d cluster with a ZFS pool on its nodes): installs OpenEBS
   LocalPV-ZFS from its Helm chart, which also installs the VolumeSnapshot CRDs and runs the
   snapshot controller and csi-snapshotter, then adds the classes.

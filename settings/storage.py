@@ -1,9 +1,10 @@
 """Snapshot-capable storage: which CSI driver backs stateful volumes, and its classes.
 
-`scaleplane:storage` chooses the driver per cluster kind: the AWS EBS CSI driver on EKS (the
-cluster component installs it and the snapshot controller as EKS add-ons; this section only adds
-the StorageClass and VolumeSnapshotClass), or OpenEBS LocalPV-ZFS on a local cluster (installed
-here from its Helm chart, which also brings the snapshot CRDs and the snapshot controller).
+`scaleplane:storage` chooses the driver per cluster kind: the AWS EBS CSI driver on EKS or kops
+(the cluster component installs it and the snapshot controller: EKS add-ons, or kops'
+snapshotController; this section only adds the StorageClass and VolumeSnapshotClass), or OpenEBS
+LocalPV-ZFS on a local cluster (installed here from its Helm chart, which also brings the
+snapshot CRDs and the snapshot controller).
 """
 
 from __future__ import annotations
