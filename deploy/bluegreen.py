@@ -254,19 +254,21 @@ class Workflow:
             for op, type_, urn in changes
         )
 
-    def _propose_switch(self, db: DatabaseSettings, to: str) -> None:
+    def _propose_switch(self, db: DatabaseSettings, to: str) -> Optional[str]:
         """Set `active` to `to` in the stack config, if a preview then shows only the Service's update.
 
-        Otherwise `active` is set back and SwitchRefusedError raised: nothing is deployed. When the
-        config already selects `to` (a switch interrupted before its up), the preview may also show
-        nothing at all.
+        Returns the Service's URN, or None when nothing is left to deploy (a switch interrupted
+        after its up). Anything else in the preview sets `active` back and raises
+        SwitchRefusedError: nothing is deployed.
         """
         previous = db.active
         if to != previous:
             self._change([(("active",), to)], f"active = {to}")
         changes = self._planned_changes()
-        if self._only_service(changes) and len(changes) == 1 or (to == previous and not changes):
-            return
+        if len(changes) == 1 and self._only_service(changes):
+            return changes[0][2]
+        if to == previous and not changes:
+            return None
         described = "; ".join(f"{op} {urn}" for op, _, urn in changes) or "no change at all"
         if to == previous:
             raise SwitchRefusedError(
@@ -279,8 +281,13 @@ class Workflow:
             f"active is back to {previous} and nothing was deployed. Run `pulumi preview` to see why"
         )
 
-    def _deploy_switch(self, to: str) -> None:
-        self._up(f"the percona Service selects {to}")
+    def _deploy_switch(self, to: str, service_urn: Optional[str]) -> None:
+        """`pulumi up` targeted at the Service alone: whatever else might change meanwhile is left alone."""
+        if service_urn is None:
+            self.out(f"  the percona Service already selects {to}")
+            return
+        self.out(f"  pulumi up --target {service_urn} ...")
+        self.stack.up(target=[service_urn], on_output=lambda line: self.out("    " + line.rstrip("\n")))
 
     # -- the commands -----------------------------------------------------------------------------
 
@@ -290,8 +297,7 @@ class Workflow:
         self.out(f"[1/6] preflight: {db.name} serves from {live} ({db.colours[live].image}); target {target}")
         if target == live:
             self.out(f"  {target} is already live in the stack config; making sure the cluster agrees")
-            self._propose_switch(db, target)
-            self._deploy_switch(target)
+            self._deploy_switch(target, self._propose_switch(db, target))
             return
         self._require_ready(db, live)
         live_claim = db.claim(live)
@@ -353,8 +359,7 @@ class Workflow:
         self._verify(db, live, target)
 
         self.out(f"[6/6] switch: the percona Service selects {target}")
-        self._propose_switch(db, target)
-        self._deploy_switch(target)
+        self._deploy_switch(target, self._propose_switch(db, target))
         self._require_ready(db, target)
         self.out(
             f"done: {target} is live. {live} stays read-only for rollback "
@@ -399,8 +404,7 @@ class Workflow:
             self.out(f"  lifting any write freeze on {live} (an interrupted upgrade leaves it read-only)")
             self._set_read_only(db, live, False)
             # A rollback interrupted after its config switch: deploy it.
-            self._propose_switch(db, live)
-            self._deploy_switch(live)
+            self._deploy_switch(live, self._propose_switch(db, live))
             return
         self.out(f"[1/4] preflight: {live} is live; rolling back to {previous}")
         self._require_ready(db, previous)
@@ -413,12 +417,12 @@ class Workflow:
                     f"rows; what {live} took since the switch stays on {live}'s volume only"
                 )
         self.out(f"[2/4] switch in the stack config: active = {previous}, if only the Service changes")
-        self._propose_switch(db, previous)
+        service_urn = self._propose_switch(db, previous)
         self.out(f"[3/4] freeze {live} (open connections included), unfreeze {previous}")
         self._set_read_only(db, live, True)
         self._set_read_only(db, previous, False)
         self.out(f"[4/4] deploy: the percona Service selects {previous}")
-        self._deploy_switch(previous)
+        self._deploy_switch(previous, service_urn)
         self.out(f"done: {previous} is live again; {live} stays, read-only, until you retire it (--retire {live})")
 
     def retire(self, colour: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import json
 import re
 import subprocess
@@ -174,12 +175,23 @@ class FakeStack:
                 on_event(SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=meta)))
         return SimpleNamespace(change_summary={})
 
-    def up(self, on_output: Optional[Callable[[str], None]] = None, **_: Any) -> Any:
+    def up(
+        self, on_output: Optional[Callable[[str], None]] = None, target: Optional[list[str]] = None, **_: Any
+    ) -> Any:
         if self.fail_up is not None and self.fail_up():
             raise RuntimeError("pulumi up failed (injected)")
-        changes = self._changes()
-        self.log.append("up " + ", ".join(f"{op} {urn.rpartition('::')[2]}" for op, _, urn in changes))
-        self.deployed = run_components(self.raw)
+        changes = [c for c in self._changes() if target is None or c[2] in target]
+        self.log.append(
+            ("up --target " if target else "up ")
+            + ", ".join(f"{op} {urn.rpartition('::')[2]}" for op, _, urn in changes)
+        )
+        planned = run_components(self.raw)
+        if target is None:
+            self.deployed = planned
+        else:  # only the targeted resources take their new state
+            new = {r.urn: r for r in planned.resources if r.urn in target}
+            resources = [new.pop(r.urn, r) for r in self.deployed.resources] + list(new.values())
+            self.deployed = dataclasses.replace(self.deployed, resources=resources)
         self.cluster.deploy(self.database())
         if on_output:
             on_output(f"Resources: {len(changes)} changed\n")
@@ -236,8 +248,8 @@ def test_upgrade_snapshots_creates_verifies_and_switches(stack: FakeStack, clust
         "[1/6] preflight", "[2/6] freeze", "[3/6] snapshot", "[4/6] create", "[5/6] verify", "[6/6] switch"
     ]
     assert any("Inventory.Hardware: blue 4096 rows, green 4096 rows" in line for line in lines)
-    # The switch's preview and up touched only the Service.
-    assert stack.log[-2:] == ["preview update database-service", "up update database-service"]
+    # The switch's preview and up touched only the Service; the up was targeted at it.
+    assert stack.log[-2:] == ["preview update database-service", "up --target update database-service"]
 
 
 def test_the_snapshot_is_ready_before_green_is_created(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -273,7 +285,7 @@ def test_running_it_again_when_done_changes_no_config(stack: FakeStack, cluster:
     workflow(stack, cluster).upgrade("green", GREEN_IMAGE)
     assert stack.raw == before
     assert not [entry for entry in stack.log if entry.startswith("set")]
-    assert stack.log == ["preview ", "up "]
+    assert stack.log == ["preview "]  # the switch is deployed: nothing to do
 
 
 def test_an_interrupted_upgrade_resumes_with_the_same_snapshot(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -390,7 +402,7 @@ def test_rollback_switches_back_and_freezes_green(stack: FakeStack, cluster: Fak
     assert stack.section()["active"] == "blue"
     assert not cluster.pods["blue"].read_only and cluster.pods["green"].read_only
     assert any("warning: shop.orders: green 20 rows, blue 17 rows" in line for line in lines)
-    assert stack.log[-2:] == ["preview update database-service", "up update database-service"]
+    assert stack.log[-2:] == ["preview update database-service", "up --target update database-service"]
     cluster.write("blue", "shop.orders", 1)
 
 
@@ -399,7 +411,7 @@ def test_rollback_without_a_predecessor_lifts_the_freeze_only(stack: FakeStack, 
     workflow(stack, cluster).rollback()
     assert not cluster.pods["blue"].read_only
     assert stack.section()["active"] == "blue"
-    assert stack.log == ["preview ", "up "]  # no config change; the deployed state already agrees
+    assert stack.log == ["preview "]  # no config change; the deployed state already agrees
 
 
 def test_a_rollback_interrupted_before_its_up_is_deployed_by_the_rerun(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -583,3 +595,23 @@ def test_no_cluster_to_talk_to_is_a_clear_error(stack: FakeStack) -> None:
     del stack.raw["scaleplane:existingCluster"]
     with pytest.raises(WorkflowError, match="pass --context or --kubeconfig"):
         bluegreen.probe_for(stack, None, None)
+
+
+def test_the_workflow_calls_the_automation_api_with_arguments_it_takes(stack: FakeStack, cluster: FakeCluster) -> None:
+    import inspect
+
+    calls: list[tuple[str, set[str]]] = []
+    for method in ("preview", "up"):
+        original = getattr(stack, method)
+
+        def recording(method: str = method, original: Callable[..., Any] = original, **kwargs: Any) -> Any:
+            calls.append((method, set(kwargs)))
+            return original(**kwargs)
+
+        setattr(stack, method, recording)
+    upgraded(stack, cluster)
+    assert {method for method, _ in calls} == {"preview", "up"}
+    for method, kwargs in calls:
+        accepted = set(inspect.signature(getattr(auto.Stack, method)).parameters)
+        assert kwargs <= accepted, f"auto.Stack.{method} takes no {kwargs - accepted}"
+    assert ("up", {"target", "on_output"}) in calls
