@@ -138,7 +138,7 @@ class Workflow:
 
     def _validate(self, section: dict[str, Any], storage: Optional[Any]) -> DatabaseSettings:
         """The program's own settings validation of a database section (and the storage it needs)."""
-        raw = {"scaleplane:environment": self.stack.name, EXISTING_CLUSTER: json.dumps({"context": "validation"})}
+        raw = {"scaleplane:environment": "bluegreen", EXISTING_CLUSTER: json.dumps({"context": "validation"})}
         if storage is not None:
             raw[STORAGE] = json.dumps(storage)
         raw[SECTION] = json.dumps(section)
@@ -210,10 +210,13 @@ class Workflow:
         tables = [(row[0], row[1]) for row in self.probe.query(db.namespace, pod, USER_TABLES)]
         if not tables:
             return {}
+        # Rows are matched back by position, so no table name is ever put inside a string literal.
         sql = " UNION ALL ".join(
-            f"SELECT '{schema}.{table}', COUNT(*) FROM {_quote(schema)}.{_quote(table)}" for schema, table in tables
+            f"SELECT {index}, COUNT(*) FROM {_quote(schema)}.{_quote(table)}"
+            for index, (schema, table) in enumerate(tables)
         )
-        return {row[0]: int(row[1]) for row in self.probe.query(db.namespace, pod, sql)}
+        counts = {int(row[0]): int(row[1]) for row in self.probe.query(db.namespace, pod, sql)}
+        return {f"{schema}.{table}": counts[index] for index, (schema, table) in enumerate(tables)}
 
     def _wait_for_snapshot(self, db: DatabaseSettings, snapshot: str) -> None:
         deadline = self.clock() + self.snapshot_timeout

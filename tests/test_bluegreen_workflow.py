@@ -111,9 +111,10 @@ class FakeProbe:
             return [[target.image.rpartition(":")[2]]]
         if sql == USER_TABLES:
             return [table.split(".", 1) for table in sorted(data)]
-        counted = re.findall(r"SELECT '([^']+)', COUNT\(\*\) FROM `([^`]+)`\.`([^`]+)`", sql)
+        counted = re.findall(r"SELECT (\d+), COUNT\(\*\) FROM `((?:[^`]|``)+)`\.`((?:[^`]|``)+)`", sql)
         assert counted and len(counted) == sql.count("SELECT"), sql
-        return [[name, str(data[f"{schema}.{table}"])] for name, schema, table in counted]
+        unquote = lambda name: name.replace("``", "`")  # noqa: E731
+        return [[index, str(data[f"{unquote(schema)}.{unquote(table)}"])] for index, schema, table in counted]
 
 
 class FakeStack:
@@ -204,7 +205,7 @@ class FakeStack:
 @pytest.fixture
 def cluster() -> FakeCluster:
     data = FakeCluster()
-    data.volumes["data-percona-blue"] = {"Inventory.Hardware": 4096, "shop.orders": 17}
+    data.volumes["data-percona-blue"] = {"Inventory.Hardware": 4096, "shop.orders": 17, "shop.it's `odd`": 2}
     return data
 
 
