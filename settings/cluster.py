@@ -8,20 +8,22 @@ labels (environment=production / environment=development) and taints.
 from __future__ import annotations
 
 import ipaddress
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional, Self
 
 from pydantic import AfterValidator, Field, model_validator
-from typing_extensions import Annotated, Self
 
 from components.placement import LabelKey, LabelValue
 from settings.base import settings
 
 ClusterKind = Literal["existing", "eks", "kops"]
 
+_DIRECTION = "(north|south|east|west|central|northeast|northwest|southeast|southwest)"
 #: An AWS region such as us-east-1, eu-central-1 or us-gov-west-1.
-Region = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-(north|south|east|west|central|northeast|northwest|southeast|southwest)-[1-9]$")]
+Region = Annotated[str, Field(pattern=rf"^[a-z]{{2}}(-gov|-iso[a-z]?)?-{_DIRECTION}-[1-9]$")]
 #: An availability zone of a region: the region's name plus a letter (us-east-1a).
-Zone = Annotated[str, Field(pattern=r"^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-[1-9][a-z]$")]
+Zone = Annotated[str, Field(pattern=rf"^[a-z]{{2}}(-gov|-iso[a-z]?)?-{_DIRECTION}-[1-9][a-z]$")]
+#: A DNS name of two or more labels (dev.scaleplane.k8s.local).
+_DNS_NAME = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$"
 #: An EC2 instance type (t3.medium, m7i.large, c7g.xlarge).
 InstanceType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")]
 #: A node-group / instance-group name: a DNS label.
@@ -226,7 +228,9 @@ class KopsSettings:
     """A kops cluster on EC2, its state in an S3 bucket this program creates and protects."""
 
     #: The cluster's name, a DNS name (dev.scaleplane.k8s.local).
-    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", max_length=63)]
+    name: Annotated[
+        str, Field(pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)+$", max_length=63)
+    ]
     #: S3 bucket that holds kops' state (created here, versioned, encrypted, never public).
     state_store_bucket: Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")]
     #: Worker instance groups; the playbook's "nodes" plus the environment groups.

@@ -107,9 +107,7 @@ class EksCluster(pulumi.ComponentResource):
             tags={**tags, "Name": cluster_name},
             opts=mine,
         )
-        gateway = aws.ec2.InternetGateway(
-            f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": cluster_name}, opts=mine
-        )
+        gateway = aws.ec2.InternetGateway(f"{name}-igw", vpc_id=vpc.id, tags={**tags, "Name": cluster_name}, opts=mine)
         public_routes = aws.ec2.RouteTable(
             f"{name}-public-routes",
             vpc_id=vpc.id,
@@ -152,7 +150,9 @@ class EksCluster(pulumi.ComponentResource):
         nat_zones = eks.zones if eks.nat_gateways == "per-zone" else eks.zones[:1]
         nats: dict[str, aws.ec2.NatGateway] = {}
         for zone in nat_zones:
-            address = aws.ec2.Eip(f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{cluster_name}-nat-{zone}"}, opts=mine)
+            address = aws.ec2.Eip(
+                f"{name}-nat-{zone}", domain="vpc", tags={**tags, "Name": f"{cluster_name}-nat-{zone}"}, opts=mine
+            )
             nats[zone] = aws.ec2.NatGateway(
                 f"{name}-nat-{zone}",
                 allocation_id=address.id,
@@ -298,9 +298,7 @@ class EksCluster(pulumi.ComponentResource):
         ebs_csi = self._addon(
             cluster, "aws-ebs-csi-driver", eks.addons.ebs_csi_driver, role=ebs_role, depends_on=node_groups
         )
-        snapshots = self._addon(
-            cluster, "snapshot-controller", eks.addons.snapshot_controller, depends_on=node_groups
-        )
+        snapshots = self._addon(cluster, "snapshot-controller", eks.addons.snapshot_controller, depends_on=node_groups)
 
         self.name = cluster.name
         self.endpoint = cluster.endpoint
@@ -513,7 +511,9 @@ class EksCluster(pulumi.ComponentResource):
             opts=child_opts(self, self.provider, depends_on=ready),
         )
 
-    def _load_balancer_controller(self, vpc_id: pulumi.Output[str], ready: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+    def _load_balancer_controller(
+        self, vpc_id: pulumi.Output[str], ready: list[pulumi.Resource]
+    ) -> k8s.helm.v3.Release:
         settings = self._args.eks.load_balancer_controller
         namespace, account = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
         role = self._irsa_role(
@@ -563,7 +563,10 @@ def kubeconfig_for(
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [
-                {"name": cluster_name, "cluster": {"server": endpoint, "certificate-authority-data": certificate_authority}}
+                {
+                    "name": cluster_name,
+                    "cluster": {"server": endpoint, "certificate-authority-data": certificate_authority},
+                }
             ],
             "contexts": [{"name": cluster_name, "context": {"cluster": cluster_name, "user": cluster_name}}],
             "current-context": cluster_name,
@@ -574,7 +577,16 @@ def kubeconfig_for(
                         "exec": {
                             "apiVersion": "client.authentication.k8s.io/v1beta1",
                             "command": "aws",
-                            "args": ["eks", "get-token", "--cluster-name", cluster_name, "--region", region, "--output", "json"],
+                            "args": [
+                                "eks",
+                                "get-token",
+                                "--cluster-name",
+                                cluster_name,
+                                "--region",
+                                region,
+                                "--output",
+                                "json",
+                            ],
                             "interactiveMode": "Never",
                         }
                     },

@@ -35,7 +35,7 @@ from settings.cluster import KopsSettings, NodeGroupSettings
 KOPS_API_VERSION = "kops.k8s.io/v1alpha2"
 
 
-class KopsBinaryNotFound(RuntimeError):
+class KopsBinaryNotFoundError(RuntimeError):
     """The kops executable named in settings is not installed or not on PATH."""
 
 
@@ -49,10 +49,10 @@ class KopsClusterArgs:
 
 
 def find_kops(binary: str) -> str:
-    """The kops executable's absolute path, or a KopsBinaryNotFound naming the setting to fix."""
+    """The kops executable's absolute path, or a KopsBinaryNotFoundError naming the setting to fix."""
     found = shutil.which(binary)
     if found is None:
-        raise KopsBinaryNotFound(
+        raise KopsBinaryNotFoundError(
             f"kops binary {binary!r} was not found (scaleplane:kops.kopsBinary); install kops "
             "(https://kops.sigs.k8s.io/getting_started/install/) or set kopsBinary to its path"
         )
@@ -122,9 +122,7 @@ def cluster_spec(args: KopsClusterArgs) -> dict[str, Any]:
     return {"apiVersion": KOPS_API_VERSION, "kind": "Cluster", "metadata": {"name": kops.name}, "spec": spec}
 
 
-def _instance_group(
-    kops: KopsSettings, name: str, role: str, spec: dict[str, Any]
-) -> dict[str, Any]:
+def _instance_group(kops: KopsSettings, name: str, role: str, spec: dict[str, Any]) -> dict[str, Any]:
     return {
         "apiVersion": KOPS_API_VERSION,
         "kind": "InstanceGroup",
@@ -258,7 +256,9 @@ class KopsCluster(pulumi.ComponentResource):
         encryption = aws.s3.BucketServerSideEncryptionConfiguration(
             f"{name}-state-encryption",
             bucket=self.state_store.id,
-            rules=[{"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}, "bucket_key_enabled": True}],
+            rules=[
+                {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}, "bucket_key_enabled": True}
+            ],
             opts=mine,
         )
         private = aws.s3.BucketPublicAccessBlock(
