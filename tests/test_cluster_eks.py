@@ -305,3 +305,31 @@ def test_autoscaler_image_must_match_the_cluster_minor() -> None:
     config = {**stack_config("prod"), "scaleplane:eks": json.dumps(eks)}
     with pytest.raises(Exception, match="imageTag v1.35.0 is for Kubernetes 1.35"):
         mockrun.run("prod", config, _program)
+
+
+def _exporting_program() -> None:
+    import pulumi
+
+    import settings
+    from components.cluster import cluster_for
+
+    config = settings.load()
+    cluster = cluster_for(f"{config.environment}-cluster", config)
+    pulumi.export("name", cluster.name)
+    pulumi.export("endpoint", cluster.endpoint)
+    pulumi.export("oidcIssuer", cluster.oidc_issuer)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+
+
+def test_component_outputs() -> None:
+    saved = dict(mockrun.MOCK_OUTPUTS)
+    mockrun.MOCK_OUTPUTS.update(_fake_outputs())
+    try:
+        plan = mockrun.run("staging", stack_config("staging"), _exporting_program, preview=False)
+    finally:
+        mockrun.MOCK_OUTPUTS.clear()
+        mockrun.MOCK_OUTPUTS.update(saved)
+    assert plan.outputs["name"] == "scaleplane-staging"
+    assert plan.outputs["endpoint"] == ENDPOINT
+    assert plan.outputs["oidcIssuer"] == ISSUER
+    assert plan.secret_outputs == {"kubeconfig"}
