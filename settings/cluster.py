@@ -89,6 +89,7 @@ class NodeGroupSettings:
     #: EC2 instance types; the first is the primary one (kops: machineType, the rest mixed in).
     instance_types: Annotated[tuple[InstanceType, ...], Field(min_length=1)]
     min_size: Annotated[int, Field(ge=0, le=1000)]
+    #: Nodes at creation; afterwards cluster-autoscaler owns the count (kops starts at minSize).
     desired_size: Annotated[int, Field(ge=0, le=1000)]
     max_size: Annotated[int, Field(ge=1, le=1000)]
     #: Kubernetes labels every node of the group carries (the playbook's environment=production).

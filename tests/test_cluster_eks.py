@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -9,7 +10,10 @@ from typing import Any, Optional
 
 import pytest
 import yaml
+from hypothesis import given
+from hypothesis import strategies as st
 
+from components.cluster import eks as eks_module
 from deploy import mockrun
 from deploy.project import PROJECT_DIR, stack_config
 
@@ -333,3 +337,38 @@ def test_component_outputs() -> None:
     assert plan.outputs["endpoint"] == ENDPOINT
     assert plan.outputs["oidcIssuer"] == ISSUER
     assert plan.secret_outputs == {"kubeconfig"}
+
+
+def test_admin_principals_get_cluster_admin_through_access_entries() -> None:
+    eks = json.loads(stack_config("prod")["scaleplane:eks"])
+    admin = "arn:aws:iam::111122223333:role/platform-admins"
+    eks["adminPrincipalArns"] = [admin]
+    plan = mockrun.run("prod", {**stack_config("prod"), "scaleplane:eks": json.dumps(eks)}, _program)
+    (entry,) = plan.of_type("aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["principalArn"] == admin and entry.inputs["type"] == "STANDARD"
+    (association,) = plan.of_type("aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+    assert association.inputs["policyArn"].endswith(":cluster-access-policy/AmazonEKSClusterAdminPolicy")
+    assert association.inputs["accessScope"] == {"type": "cluster"}
+    assert not mockrun.run_stack("prod").of_type("aws:eks/accessEntry:AccessEntry")
+
+
+@pytest.mark.parametrize(
+    ("instance_type", "arm"),
+    [("t3.medium", False), ("m6i.large", False), ("t4g.medium", True), ("c7gn.xlarge", True), ("g5.xlarge", False)],
+)
+def test_graviton_groups_get_the_arm_image(instance_type: str, arm: bool) -> None:
+    assert eks_module._is_arm(instance_type) is arm
+
+
+@given(
+    prefix=st.integers(min_value=16, max_value=20),
+    zones=st.integers(min_value=2, max_value=4),
+)
+def test_subnets_fit_the_vpc_without_overlapping(prefix: int, zones: int) -> None:
+    vpc = ipaddress.ip_network(f"10.0.0.0/{prefix}")
+    names = tuple(f"us-east-1{letter}" for letter in "abcd"[:zones])
+    private, public = eks_module._subnet_cidrs(str(vpc), names)
+    networks = [ipaddress.ip_network(c) for c in [*private.values(), *public.values()]]
+    assert len(networks) == 2 * zones
+    assert all(n.subnet_of(vpc) for n in networks)
+    assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
