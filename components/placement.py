@@ -8,16 +8,17 @@ non-integer) are refused here, with the offending field named.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional, Self
 
 from pydantic import Field, model_validator
-from typing_extensions import Annotated, Self
 
 from settings.base import settings
 
 ZONE = "topology.kubernetes.io/zone"
 
-LabelKey = Annotated[str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")]
+LabelKey = Annotated[
+    str, Field(pattern=r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+]
 LabelValue = Annotated[str, Field(pattern=r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$")]
 Weight = Annotated[int, Field(ge=1, le=100)]
 
@@ -158,9 +159,7 @@ class Placement:
                 "nodeSelectorTerms": [{"matchExpressions": [r.render() for r in self.required_node_affinity]}]
             }
         if self.preferred_node_affinity:
-            node["preferredDuringSchedulingIgnoredDuringExecution"] = [
-                t.render() for t in self.preferred_node_affinity
-            ]
+            node["preferredDuringSchedulingIgnoredDuringExecution"] = [t.render() for t in self.preferred_node_affinity]
         if node:
             affinity["nodeAffinity"] = node
         for field, required, preferred in (

@@ -1,20 +1,231 @@
-"""The offline plan: the program under mocks with a stack's real config (filled in below)."""
+"""`python -m deploy plan --stack S`: the whole program, offline, with the stack's real config.
+
+No Pulumi CLI, cloud or cluster: the program runs under recording mocks (deploy.mockrun) in
+preview mode, so values only a real deploy knows stay unknown. The plan prints the resource
+tree and counts by type, writes resources.json and the rendered manifests, validates every
+Kubernetes object against the schema of the stack's Kubernetes version and every custom
+resource against its pinned CRD, runs the policy pack, and exits non-zero on a config error, an
+invalid object or a mandatory policy violation.
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import shutil
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, TextIO
 
-from deploy.project import STACKS
+import yaml
+
+import settings as settings_module
+from deploy import mockrun
+from deploy import validate as schema
+from deploy.project import PROJECT_DIR, STACKS, StackConfigError, stack_config
+
+EXIT_OK = 0
+EXIT_INVALID = 1
+EXIT_CONFIG = 2
+SECRET = "<secret>"
 
 
-def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = subparsers.add_parser(
         "plan",
-        help="run the program offline under mocks: resource tree, manifests, schema and policy checks",
+        help="offline plan under mocks: resource tree, manifests, schema and policy checks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stack", "-s", default="local", help=f"stack name ({', '.join(STACKS)}); default local")
+    parser.add_argument("--stack", "-s", default="local", help=f"stack name ({', '.join(STACKS)}); default: local")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="output folder (default: .scaleplane/plan/<stack>/ in the project)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary lines")
     parser.set_defaults(handler=run)
 
 
+@dataclass
+class PlanReport:
+    result: mockrun.PlanResult
+    kubernetes_version: str
+    invalid: dict[str, list[str]] = field(default_factory=dict)
+    violations: list[Any] = field(default_factory=list)
+
+    @property
+    def mandatory(self) -> list[Any]:
+        return [v for v in self.violations if v.enforcement == "mandatory"]
+
+
+def redacted(value: Any, secret_paths: list[str], path: str = "") -> Any:
+    """A copy of `value` with every secret path (and anything below it) replaced by SECRET."""
+    if path and path in secret_paths or "<root>" in secret_paths:
+        return SECRET
+    if isinstance(value, dict):
+        return {k: redacted(v, secret_paths, f"{path}.{k}" if path else k) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redacted(v, secret_paths, f"{path}[{i}]") for i, v in enumerate(value)]
+    return value
+
+
+def manifest(resource: mockrun.PlannedResource) -> dict[str, Any]:
+    return redacted(resource.inputs, resource.secret_paths)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-")
+
+
+def write_outputs(report: PlanReport, out: Path) -> None:
+    if out.exists():
+        shutil.rmtree(out)
+    (out / "manifests").mkdir(parents=True)
+    (out / "charts").mkdir()
+    records = []
+    for index, resource in enumerate(report.result.resources):
+        records.append(
+            {
+                "urn": resource.urn,
+                "type": resource.type,
+                "name": resource.name,
+                "parent": resource.parent,
+                "provider": resource.provider,
+                "protect": resource.protect,
+                "retainOnDelete": resource.retain_on_delete,
+                "dependencies": resource.dependencies,
+                "secretInputs": resource.secret_paths,
+                "inputs": manifest(resource),
+            }
+        )
+        if resource.is_kubernetes_object:
+            body = manifest(resource)
+            meta = body.get("metadata") or {}
+            where = _slug(str(meta.get("namespace", "cluster")))
+            what = _slug(str(meta.get("name", resource.name)))
+            filename = f"{index:03d}-{_slug(body.get('kind', 'object'))}-{where}-{what}.yaml"
+            (out / "manifests" / filename).write_text(yaml.safe_dump(body, sort_keys=False))
+        elif resource.type.startswith("kubernetes:helm.sh/"):
+            (out / "charts" / f"{_slug(resource.name)}.yaml").write_text(
+                yaml.safe_dump({"type": resource.type, **manifest(resource)}, sort_keys=False)
+            )
+    document = {
+        "stack": report.result.stack,
+        "kubernetesVersion": report.kubernetes_version,
+        "resources": records,
+        "outputs": {k: (SECRET if k in report.result.secret_outputs else v) for k, v in report.result.outputs.items()},
+        "invalidObjects": report.invalid,
+        "policyViolations": [
+            {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message}
+            for v in report.violations
+        ],
+    }
+    (out / "resources.json").write_text(json.dumps(document, indent=2, default=str))
+
+
+def print_tree(result: mockrun.PlanResult, stream: TextIO) -> None:
+    children: dict[str, list[mockrun.PlannedResource]] = defaultdict(list)
+    urns = {r.urn for r in result.resources}
+    for resource in result.resources:
+        children[resource.parent if resource.parent in urns else ""].append(resource)
+
+    def walk(parent: str, prefix: str) -> None:
+        kids = sorted(children.get(parent, []), key=lambda r: (r.type, r.name))
+        for i, resource in enumerate(kids):
+            last = i == len(kids) - 1
+            flags = "".join(
+                [
+                    " [protected]" if resource.protect else "",
+                    " [retained on delete]" if resource.retain_on_delete else "",
+                ]
+            )
+            stream.write(f"{prefix}{'└─ ' if last else '├─ '}{resource.name}  ({resource.type}){flags}\n")
+            walk(resource.urn, prefix + ("   " if last else "│  "))
+
+    stream.write(f"{result.stack} (pulumi:pulumi:Stack)\n")
+    walk("", "")
+
+
+def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> dict[str, list[str]]:
+    invalid: dict[str, list[str]] = {}
+    for resource in result.resources:
+        if resource.is_kubernetes_object:
+            problems = list(schema.errors(resource.inputs, kubernetes_version))
+            if problems:
+                invalid[f"{resource.type} {resource.name}"] = problems
+    return invalid
+
+
+PolicyRunner = Callable[[mockrun.PlanResult, "settings_module.Settings"], list[Any]]
+
+
+def _policy_runner() -> Optional[PolicyRunner]:
+    """The policy pack's rules, when the pack is importable (policy/scaleplane_policy)."""
+    try:
+        from policy.scaleplane_policy import evaluate
+    except ImportError:
+        return None
+
+    def run_policies(result: mockrun.PlanResult, config: settings_module.Settings) -> list[Any]:
+        resources = [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in result.resources]
+        return list(evaluate(resources, None, balancer=config.balancer, production=config.production))
+
+    return run_policies
+
+
+def build_report(stack: str) -> PlanReport:
+    """Run and check one stack. Raises SettingsError / StackConfigError on bad configuration."""
+    config = settings_module.from_config(stack_config(stack))
+    result = mockrun.run_stack(stack, preview=True)
+    report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
+    report.invalid = validate_objects(result, config.kubernetes_version)
+    runner = _policy_runner()
+    if runner is not None:
+        report.violations = runner(result, config)
+    return report
+
+
 def run(args: argparse.Namespace) -> int:
-    raise SystemExit("plan: not implemented yet")
+    out: Path = args.out or PROJECT_DIR / ".scaleplane" / "plan" / args.stack
+    stream = sys.stdout
+    try:
+        report = build_report(args.stack)
+    except (settings_module.SettingsError, StackConfigError) as error:
+        print(f"plan {args.stack}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    result = report.result
+    if not args.quiet:
+        print_tree(result, stream)
+        stream.write("\nResources by type:\n")
+        for type_, count in sorted(Counter(r.type for r in result.resources).items()):
+            stream.write(f"  {count:4d}  {type_}\n")
+        stream.write("\nStack outputs:\n")
+        for key, value in sorted(result.outputs.items()):
+            shown = SECRET if key in result.secret_outputs else value
+            stream.write(f"  {key}: {shown}\n")
+    write_outputs(report, out)
+    objects = sum(1 for r in result.resources if r.is_kubernetes_object)
+    stream.write(
+        f"\nplan {args.stack}: {len(result.resources)} resources, {objects} Kubernetes objects "
+        f"validated against Kubernetes {report.kubernetes_version}: {len(report.invalid)} invalid\n"
+    )
+    for name, problems in sorted(report.invalid.items()):
+        for problem in problems:
+            stream.write(f"  INVALID {name}: {problem}\n")
+    by_level = Counter(v.enforcement for v in report.violations)
+    stream.write(
+        f"policy: {by_level.get('mandatory', 0)} mandatory, {by_level.get('advisory', 0)} advisory violations\n"
+    )
+    for violation in sorted(report.violations, key=lambda v: (v.enforcement, v.policy, v.urn)):
+        target = violation.urn.rsplit("::", 1)[-1]
+        stream.write(f"  [{violation.enforcement}] {violation.policy}: {target}: {violation.message}\n")
+    stream.write(f"written: {out}\n")
+    if report.invalid or report.mandatory:
+        return EXIT_INVALID
+    return EXIT_OK

@@ -43,7 +43,9 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
     path = stack_config_path(stack, project_dir)
     if not path.is_file():
         known = sorted(p.name.removeprefix("Pulumi.").removesuffix(".yaml") for p in path.parent.glob("Pulumi.*.yaml"))
-        raise StackConfigError(f"unknown stack {stack!r}: no {path.relative_to(project_dir)} (stacks: {', '.join(known)})")
+        raise StackConfigError(
+            f"unknown stack {stack!r}: no {path.relative_to(project_dir)} (stacks: {', '.join(known)})"
+        )
     raw: dict[str, str] = {}
     for key, declaration in (project.get("config") or {}).items():
         qualified = key if ":" in key else f"{namespace}:{key}"

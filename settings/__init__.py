@@ -11,10 +11,10 @@ import dataclasses
 import json
 import types
 import typing
-from typing import Any, Literal, Mapping, Optional, Union
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, Optional, Self, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
-from typing_extensions import Annotated, Self
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
 from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
@@ -166,15 +166,11 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
         if namespace != NAMESPACE:
             continue
         if full_key in secret_keys:
-            problems.append(
-                f"{full_key}: is a secret; scaleplane generates its credentials and takes none from config"
-            )
+            problems.append(f"{full_key}: is a secret; scaleplane generates its credentials and takes none from config")
             continue
         field = _BY_ALIAS.get(key)
         if field is None:
-            problems.append(
-                f"{full_key}: unknown key; allowed keys: {', '.join(sorted(_BY_ALIAS))}"
-            )
+            problems.append(f"{full_key}: unknown key; allowed keys: {', '.join(sorted(_BY_ALIAS))}")
             continue
         if not isinstance(value, str) or _is_text(_HINTS[field]):
             document[key] = value
@@ -182,13 +178,14 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
         try:
             document[key] = json.loads(value)
         except json.JSONDecodeError:
-            problems.append(f"{full_key}: {value!r} is not a valid value of this key's type")
+            document[key] = value  # not JSON: the type check below names what was expected
+    try:
+        validated = _ADAPTER.validate_json(json.dumps(document))
+    except ValidationError as error:
+        problems.extend(_describe(e) for e in error.errors())
     if problems:
         raise SettingsError(problems)
-    try:
-        return _ADAPTER.validate_json(json.dumps(document))
-    except ValidationError as error:
-        raise SettingsError([_describe(e) for e in error.errors()]) from None
+    return validated
 
 
 def load() -> Settings:

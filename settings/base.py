@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from pydantic import ConfigDict
+from pydantic import ConfigDict, TypeAdapter
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
@@ -33,9 +35,7 @@ class SettingsError(ValueError):
 
     def __init__(self, problems: list[str]):
         self.problems = problems
-        super().__init__(
-            "invalid stack configuration:\n" + "\n".join(f"  - {problem}" for problem in problems)
-        )
+        super().__init__("invalid stack configuration:\n" + "\n".join(f"  - {problem}" for problem in problems))
 
 
 def key_path(top: str, loc: tuple[Any, ...]) -> str:
@@ -44,3 +44,8 @@ def key_path(top: str, loc: tuple[Any, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def parse(cls: type[T], data: Any) -> T:
+    """Validate plain data (as a config file holds it) into a settings dataclass."""
+    return TypeAdapter(cls).validate_json(json.dumps(data))

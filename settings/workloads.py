@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Annotated, Optional, Self
 
 from pydantic import AfterValidator, Field, model_validator
-from typing_extensions import Annotated, Self
 
 from components.placement import Placement
 from settings.base import settings
@@ -77,9 +76,7 @@ class AutoscalingSettings:
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Self:
         if self.min_replicas > self.max_replicas:
-            raise ValueError(
-                f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})"
-            )
+            raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
         return self
 
 
@@ -101,8 +98,13 @@ class TodoSettings:
     #: Deployment name; the playbook runs todo-dev on development nodes and todo-prod on production.
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")] = "todo-dev"
     namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "todo"
+    #: The web image. The default is the Helm tutorial's to-do image (HTTP on port 80, health at
+    #: "/"); point it at your Node.js build, which reads MongoDB from MONGODB_URI / DATABASE_*.
     image: ImageRef = "docker.io/prydonius/todo:1.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 8080
+    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    health_path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"
+    #: Whether the image runs as a non-root user (the default image's nginx binds port 80 as root).
+    run_as_non_root: bool = False
     #: Desired replicas when autoscaling is off (manual scaling: 1 -> 3 -> 2 in the playbook).
     replicas: Replicas = 1
     resources: Resources = Resources()

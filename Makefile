@@ -1,0 +1,25 @@
+# scaleplane's two everyday commands, each setting itself up on a fresh machine:
+#   make plan [STACK=local]   the offline plan (no Pulumi CLI, cloud or cluster needed)
+#   make test                 the test suite
+PYTHON ?= python3
+VENV ?= venv
+STACK ?= local
+INSTALLED := $(VENV)/.installed
+
+.PHONY: plan test lint
+
+$(INSTALLED): requirements.txt requirements-dev.txt policy/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+plan: $(INSTALLED)
+	$(VENV)/bin/python -m deploy plan --stack $(STACK)
+
+test: $(INSTALLED)
+	$(VENV)/bin/python -m pytest
+
+lint: $(INSTALLED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .

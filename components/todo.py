@@ -1,0 +1,316 @@
+"""The playbook's to-do application: a web Deployment plus MongoDB, exposed by a LoadBalancer."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+import pulumi_random as random
+
+from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
+from components.kube import app_labels, child_opts, load_balancer_url, resources, restricted_security_context
+from settings.workloads import TodoSettings
+
+MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
+MONGODB_PORT = 27017
+MONGODB_USER = "root"
+DATABASE_NAME = "todo"
+SERVICE_PORT = 80
+
+
+@dataclass(frozen=True)
+class TodoAppArgs:
+    settings: TodoSettings
+    environment: str
+    #: Labels/annotations for the app namespace (e.g. a mesh's injection switch).
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+    #: How the web Service asks the stack's balancer for an address.
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
+    load_balancer_class: Optional[str] = None
+    #: Resources the web Service must wait for (e.g. MetalLB's address pool).
+    service_depends_on: Sequence[pulumi.Resource] = ()
+
+
+def mongo_probe(period: int, timeout: int, initial_delay: int) -> dict[str, Any]:
+    # `ping` needs no authentication, so the probe carries no credentials.
+    return {
+        "exec": {"command": ["mongosh", "--quiet", "--eval", "db.adminCommand('ping').ok"]},
+        "initialDelaySeconds": initial_delay,
+        "periodSeconds": period,
+        "timeoutSeconds": timeout,
+        "failureThreshold": 3,
+    }
+
+
+def _web_security_context(run_as_non_root: bool) -> dict[str, Any]:
+    if run_as_non_root:
+        return restricted_security_context()
+    # The image's nginx starts as root to bind port 80 and drops to its worker user itself:
+    # keep only the capabilities that needs.
+    return {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+
+
+class TodoApp(pulumi.ComponentResource):
+    """The to-do web service and its MongoDB, with autoscaling, placement and a disruption budget.
+
+    MongoDB is a one-pod StatefulSet with a persistent volume (kept when the StatefulSet is
+    deleted or scaled) and a generated root password in a Secret; the web Deployment reads its
+    connection from that Secret, runs where the placement says, never drops below its desired
+    count during a rollout, and is exposed through a LoadBalancer Service.
+    """
+
+    namespace: pulumi.Output[str]
+    service_name: pulumi.Output[str]
+    url: pulumi.Output[Optional[str]]
+    mongodb_uri: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: TodoAppArgs,
+        provider: k8s.Provider,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        todo = args.settings
+        scaling = todo.autoscaling
+        if scaling.enabled and not scaling.min_replicas <= todo.replicas <= scaling.max_replicas:
+            raise ValueError(
+                f"TodoAppArgs.settings.replicas ({todo.replicas}) must lie within the autoscaling range "
+                f"{scaling.min_replicas}..{scaling.max_replicas}"
+            )
+        super().__init__("scaleplane:workloads:TodoApp", name, None, opts)
+
+        ns = k8s.core.v1.Namespace(
+            f"{name}-namespace",
+            metadata={
+                "name": todo.namespace,
+                "labels": {**app_labels(todo.name, "namespace", environment=args.environment), **args.namespace_labels},
+                "annotations": dict(args.namespace_annotations),
+            },
+            # Deleting a namespace deletes the volume claims in it: `pulumi destroy` leaves this one
+            # (and the data) in the cluster until someone deletes it on purpose.
+            opts=child_opts(self, provider, retain_on_delete=True),
+        )
+        namespace = ns.metadata.name
+
+        priority_class_name: Optional[str] = None
+        if todo.placement.priority_class is not None:
+            pc = todo.placement.priority_class
+            k8s.scheduling.v1.PriorityClass(
+                f"{name}-priority",
+                metadata={"name": pc.name, "labels": app_labels(todo.name, "priority")},
+                value=pc.value,
+                preemption_policy=pc.preemption_policy,
+                description=pc.description or f"Scheduling priority of {todo.name}",
+                global_default=False,
+                opts=child_opts(self, provider),
+            )
+            priority_class_name = pc.name
+
+        # --- MongoDB -------------------------------------------------------------------------
+        password = random.RandomPassword(
+            f"{name}-mongodb-password",
+            length=32,
+            special=False,  # the password goes into a connection URI unescaped
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        mongodb_host = pulumi.Output.concat(MONGODB_APP, ".", namespace, ".svc.cluster.local")
+        self.mongodb_uri = pulumi.Output.secret(
+            pulumi.Output.format(
+                "mongodb://{0}:{1}@{2}:{3}/{4}?authSource=admin",
+                MONGODB_USER,
+                password.result,
+                mongodb_host,
+                MONGODB_PORT,
+                DATABASE_NAME,
+            )
+        )
+        credentials = k8s.core.v1.Secret(
+            f"{name}-mongodb-credentials",
+            metadata={
+                "name": "mongodb-credentials",
+                "namespace": namespace,
+                "labels": app_labels(MONGODB_APP, "database"),
+            },
+            type="Opaque",
+            string_data={
+                "username": MONGODB_USER,
+                "password": password.result,
+                "uri": self.mongodb_uri,
+            },
+            opts=child_opts(self, provider),
+        )
+        mongo_labels = app_labels(MONGODB_APP, "database")
+        mongo_selector = {"app": MONGODB_APP}
+        k8s.core.v1.Service(
+            f"{name}-mongodb-service",
+            metadata={"name": MONGODB_APP, "namespace": namespace, "labels": mongo_labels},
+            spec={
+                "clusterIP": "None",  # headless: the StatefulSet's stable pod DNS
+                "selector": mongo_selector,
+                "ports": [{"name": "mongodb", "port": MONGODB_PORT, "targetPort": "mongodb", "protocol": "TCP"}],
+            },
+            opts=child_opts(self, provider),
+        )
+        mongo_pod_spec: dict[str, Any] = {
+            "securityContext": {"fsGroup": 999, "runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True},
+            "containers": [
+                {
+                    "name": "mongodb",
+                    "image": todo.mongodb.image,
+                    "ports": [{"name": "mongodb", "containerPort": MONGODB_PORT}],
+                    "env": [
+                        {
+                            "name": "MONGO_INITDB_ROOT_USERNAME",
+                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "username"}},
+                        },
+                        {
+                            "name": "MONGO_INITDB_ROOT_PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "password"}},
+                        },
+                    ],
+                    "resources": resources(todo.mongodb.resources),
+                    "startupProbe": mongo_probe(period=10, timeout=10, initial_delay=5) | {"failureThreshold": 30},
+                    "livenessProbe": mongo_probe(period=20, timeout=10, initial_delay=0),
+                    "readinessProbe": mongo_probe(period=10, timeout=5, initial_delay=0),
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                    "volumeMounts": [{"name": "data", "mountPath": "/data/db"}],
+                }
+            ],
+        }
+        claim_spec: dict[str, Any] = {
+            "accessModes": ["ReadWriteOnce"],
+            "resources": {"requests": {"storage": todo.mongodb.storage_size}},
+        }
+        if todo.mongodb.storage_class:
+            claim_spec["storageClassName"] = todo.mongodb.storage_class
+        mongodb = k8s.apps.v1.StatefulSet(
+            f"{name}-mongodb",
+            metadata={"name": MONGODB_APP, "namespace": namespace, "labels": mongo_labels},
+            spec={
+                "serviceName": MONGODB_APP,
+                "replicas": 1,
+                "selector": {"matchLabels": mongo_selector},
+                # The data outlives the StatefulSet: deleting or scaling it never deletes the volume.
+                "persistentVolumeClaimRetentionPolicy": {"whenDeleted": "Retain", "whenScaled": "Retain"},
+                "template": {"metadata": {"labels": mongo_labels}, "spec": mongo_pod_spec},
+                "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": mongo_labels}, "spec": claim_spec}],
+            },
+            opts=child_opts(self, provider, depends_on=[credentials]),
+        )
+
+        # --- Web -----------------------------------------------------------------------------
+        web_labels = app_labels(todo.name, "web", environment=args.environment)
+        selector = {"app": todo.name}
+        http_probe = {"httpGet": {"path": todo.health_path, "port": "http"}}
+        web_pod_spec: dict[str, Any] = {
+            "containers": [
+                {
+                    "name": "web",
+                    "image": todo.image,
+                    "ports": [{"name": "http", "containerPort": todo.port}],
+                    "env": [
+                        {
+                            "name": "MONGODB_URI",
+                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "uri"}},
+                        },
+                        {"name": "DATABASE_HOST", "value": MONGODB_APP},
+                        {"name": "DATABASE_PORT", "value": str(MONGODB_PORT)},
+                        {"name": "DATABASE_NAME", "value": DATABASE_NAME},
+                        {
+                            "name": "DATABASE_USER",
+                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "username"}},
+                        },
+                        {
+                            "name": "DATABASE_PASSWORD",
+                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "password"}},
+                        },
+                    ],
+                    "resources": resources(todo.resources),
+                    "livenessProbe": {
+                        **http_probe,
+                        "initialDelaySeconds": 10,
+                        "periodSeconds": 15,
+                        "timeoutSeconds": 2,
+                        "failureThreshold": 3,
+                    },
+                    "readinessProbe": {**http_probe, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3},
+                    "securityContext": _web_security_context(todo.run_as_non_root),
+                }
+            ],
+            **todo.placement.pod_spec_fields(),
+        }
+        if priority_class_name:
+            web_pod_spec["priorityClassName"] = priority_class_name
+        web_opts = child_opts(
+            self,
+            provider,
+            depends_on=[mongodb],
+            # The HPA owns the replica count once it runs; `replicas` is only the starting point.
+            ignore_changes=["spec.replicas"] if scaling.enabled else None,
+        )
+        web = k8s.apps.v1.Deployment(
+            f"{name}-web",
+            metadata={"name": todo.name, "namespace": namespace, "labels": web_labels},
+            spec={
+                "replicas": todo.replicas,
+                "selector": {"matchLabels": selector},
+                # Never below the desired count during a rollout: add one, then retire one.
+                "strategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+                "template": {"metadata": {"labels": web_labels}, "spec": web_pod_spec},
+            },
+            opts=web_opts,
+        )
+        service_spec: dict[str, Any] = {
+            "type": "LoadBalancer",
+            "selector": selector,
+            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
+        }
+        if args.load_balancer_class:
+            service_spec["loadBalancerClass"] = args.load_balancer_class
+        service = k8s.core.v1.Service(
+            f"{name}-web-service",
+            metadata={
+                "name": todo.name,
+                "namespace": namespace,
+                "labels": web_labels,
+                "annotations": dict(args.service_annotations),
+            },
+            spec=service_spec,
+            opts=child_opts(self, provider, depends_on=list(args.service_depends_on)),
+        )
+
+        if scaling.enabled:
+            Autoscaler(
+                f"{name}-autoscaler",
+                AutoscalerArgs(target_name=todo.name, namespace=namespace, scaling=scaling),
+                provider,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[web]),
+            )
+        most_replicas = max(todo.replicas, scaling.max_replicas if scaling.enabled else 0)
+        if most_replicas > 1:
+            pod_disruption_budget(f"{name}-web-pdb", todo.name, namespace, selector, self, provider)
+
+        self.namespace = namespace
+        self.service_name = service.metadata.name
+        self.url = load_balancer_url(service, "http", SERVICE_PORT)
+        self.register_outputs(
+            {
+                "namespace": self.namespace,
+                "serviceName": self.service_name,
+                "url": self.url,
+                "mongodbUri": self.mongodb_uri,
+            }
+        )

@@ -1,0 +1,107 @@
+"""Schema checks for rendered objects: Kubernetes OpenAPI for built-in kinds, CRDs for the rest."""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Optional
+
+import jsonschema
+import kubernetes_validate
+import yaml
+
+from deploy.mockrun import UNKNOWN
+from deploy.project import PROJECT_DIR
+
+#: Pinned upstream CRDs: ../shared/reference/crds beside the project, or $SCALEPLANE_CRD_DIR.
+CRD_DIR = Path(os.environ.get("SCALEPLANE_CRD_DIR", PROJECT_DIR.parent / "shared" / "reference" / "crds"))
+
+
+def without_unknowns(value: Any) -> Any:
+    """Drop values only a real deploy knows, so the schema judges what the program did set."""
+    if isinstance(value, dict):
+        return {k: without_unknowns(v) for k, v in value.items() if v != UNKNOWN}
+    if isinstance(value, list):
+        return [without_unknowns(v) for v in value if v != UNKNOWN]
+    return value
+
+
+def _where(path: Any) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in path).lstrip(".") or "<root>"
+
+
+@functools.cache
+def _crds(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """(group, kind) -> CRD document, for every CRD file under crd_dir."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    root = Path(crd_dir)
+    if not root.is_dir():
+        return found
+    for path in sorted(root.rglob("*.yaml")):
+        for document in yaml.safe_load_all(path.read_text()):
+            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+                spec = document["spec"]
+                found[(spec["group"], spec["names"]["kind"])] = document
+    return found
+
+
+def crd_schema(api_version: str, kind: str, crd_dir: Path = CRD_DIR) -> Optional[dict[str, Any]]:
+    """The openAPIV3Schema of a served CRD version, or None when no pinned CRD covers it."""
+    group, _, version = api_version.rpartition("/")
+    crd = _crds(str(crd_dir)).get((group, kind))
+    if crd is None:
+        return None
+    for served in crd["spec"]["versions"]:
+        if served["name"] == version and served.get("served", False):
+            return served["schema"]["openAPIV3Schema"]
+    raise ValueError(f"{kind}.{group} serves no version {version!r} in the pinned CRD")
+
+
+def _strict(schema: Any) -> Any:
+    """CRD structural schemas prune unknown fields; treat them as errors instead."""
+    if isinstance(schema, dict):
+        strict = {k: _strict(v) for k, v in schema.items()}
+        if strict.get("type") == "object" and "properties" in strict and "additionalProperties" not in strict:
+            if not strict.get("x-kubernetes-preserve-unknown-fields"):
+                strict["additionalProperties"] = False
+        return strict
+    if isinstance(schema, list):
+        return [_strict(v) for v in schema]
+    return schema
+
+
+def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Path = CRD_DIR) -> Iterator[str]:
+    """Every schema error in one object; nothing for a valid object.
+
+    Built-in kinds: the Kubernetes OpenAPI schema of that minor version, strict (unknown fields
+    are errors). Custom resources: the pinned CRD's schema, likewise strict.
+    """
+    obj = without_unknowns(obj)
+    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    try:
+        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
+        return
+    except kubernetes_validate.SchemaNotFoundError:
+        pass
+    except kubernetes_validate.ValidationError as error:
+        yield f"{_where(error.path)}: {error.message}"
+        return
+    schema = crd_schema(api_version, kind, crd_dir)
+    if schema is None:
+        yield f"no schema for {kind} {api_version} (not a Kubernetes {kubernetes_version} kind, no pinned CRD)"
+        return
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    validator = jsonschema.Draft7Validator(
+        _strict(
+            {
+                **schema,
+                "properties": {
+                    k: v for k, v in schema.get("properties", {}).items() if k not in ("apiVersion", "kind", "metadata")
+                },
+            }
+        )
+    )
+    for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path)):
+        yield f"{_where(error.path)}: {error.message}"

@@ -1,0 +1,103 @@
+"""The README's main command: `python -m deploy plan --stack <s>`, offline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from deploy.cli import main
+from deploy.plan import EXIT_CONFIG, EXIT_OK, SECRET, redacted
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def test_plan_writes_tree_resources_and_manifests(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "prod", "--out", str(tmp_path)]) == EXIT_OK
+    printed = capsys.readouterr().out
+    assert "prod (pulumi:pulumi:Stack)" in printed
+    assert "kubernetes:apps/v1:Deployment" in printed
+    assert "0 invalid" in printed
+    document = json.loads((tmp_path / "resources.json").read_text())
+    assert document["stack"] == "prod" and document["invalidObjects"] == {}
+    assert document["outputs"]["todoUrl"].startswith("<unknown")
+    manifests = [yaml.safe_load(p.read_text()) for p in sorted((tmp_path / "manifests").glob("*.yaml"))]
+    kinds = {m["kind"] for m in manifests}
+    assert {"Deployment", "StatefulSet", "HorizontalPodAutoscaler", "Service"} <= kinds
+    for m in manifests:
+        if m["kind"] == "Secret":
+            assert m["stringData"] == SECRET
+    assert list((tmp_path / "charts").glob("*.yaml"))
+
+
+def test_plan_refuses_an_unknown_stack(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["plan", "--stack", "qa"]) == EXIT_CONFIG
+    assert "unknown stack 'qa'" in capsys.readouterr().err
+
+
+def test_plan_names_the_bad_key_without_a_traceback(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    project.mkdir()
+    for item in ("Pulumi.yaml", "__main__.py"):
+        (project / item).write_text((PROJECT_DIR / item).read_text())
+    (project / "stacks").mkdir()
+    bad = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    bad["config"]["scaleplane:mesh"] = "istioo"
+    (project / "stacks" / "Pulumi.local.yaml").write_text(yaml.safe_dump(bad))
+    from deploy import project as project_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(project_module, "PROJECT_DIR", project)
+        from deploy import plan as plan_module
+
+        patch.setattr(plan_module, "stack_config", lambda stack: project_module.stack_config(stack, project))
+        with pytest.raises(Exception) as caught:
+            plan_module.build_report("local")
+    assert "scaleplane:mesh" in str(caught.value)
+
+
+def test_redaction_hides_secret_subtrees() -> None:
+    value = {"stringData": {"password": "hunter2"}, "metadata": {"name": "x"}, "list": [{"a": "b"}]}
+    assert redacted(value, ["stringData", "list[0].a"]) == {
+        "stringData": SECRET,
+        "metadata": {"name": "x"},
+        "list": [{"a": SECRET}],
+    }
+
+
+def test_the_readme_command_runs_as_a_module() -> None:
+    """Exactly what a new user types, in a fresh interpreter."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "deploy", "plan", "--stack", "local", "--quiet"],
+        cwd=PROJECT_DIR,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "plan local:" in completed.stdout and "0 invalid" in completed.stdout
+    assert "Traceback" not in completed.stderr
+
+
+def test_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
+    stack_file = PROJECT_DIR / "stacks" / "Pulumi.badtest.yaml"
+    bad = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    bad["config"]["scaleplane:todo"]["autoscaling"] = {"minReplicas": 6, "maxReplicas": 2}
+    stack_file.write_text(yaml.safe_dump(bad))
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "deploy", "plan", "--stack", "badtest", "--out", str(tmp_path)],
+            cwd=PROJECT_DIR,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        stack_file.unlink()
+    assert completed.returncode == EXIT_CONFIG
+    assert "scaleplane:todo.autoscaling: minReplicas (6) must not exceed maxReplicas (2)" in completed.stderr
+    assert "Traceback" not in completed.stderr
