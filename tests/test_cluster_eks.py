@@ -6,7 +6,7 @@ import ipaddress
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import pytest
 import yaml
@@ -24,15 +24,12 @@ OIDC_ARN = (
 )
 
 
-def _reference_charts() -> Optional[Path]:
+def _reference_charts() -> Path:
+    """The pinned charts: shared/reference beside the project (main, CI), or the shared mount."""
     for candidate in (PROJECT_DIR.parent / "shared" / "reference", Path("/work/shared/reference")):
         if (candidate / "charts").is_dir():
             return candidate / "charts"
-    return None
-
-
-CHARTS = _reference_charts()
-needs_reference = pytest.mark.skipif(CHARTS is None, reason="shared/reference is not beside the project")
+    raise FileNotFoundError("shared/reference/charts is neither beside the project nor at /work/shared")
 
 
 def _fake_outputs() -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]:
@@ -263,9 +260,9 @@ def test_default_storage_class_is_encrypted_gp3_on_the_csi_driver(prod: mockrun.
 
 
 def _chart(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    assert CHARTS is not None
-    chart = yaml.safe_load((CHARTS / name / "Chart.yaml").read_text())
-    values = yaml.safe_load((CHARTS / name / "values.yaml").read_text())
+    charts = _reference_charts()
+    chart = yaml.safe_load((charts / name / "Chart.yaml").read_text())
+    values = yaml.safe_load((charts / name / "values.yaml").read_text())
     return chart, values
 
 
@@ -281,7 +278,6 @@ def _assert_keys_exist(values: dict[str, Any], reference: dict[str, Any], path: 
             _assert_keys_exist(value, reference[key], f"{path}{key}.")
 
 
-@needs_reference
 def test_cluster_autoscaler_matches_the_reference_chart(deployed: mockrun.PlanResult) -> None:
     chart, reference = _chart("cluster-autoscaler")
     release = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-cluster-autoscaler"].inputs
@@ -294,7 +290,6 @@ def test_cluster_autoscaler_matches_the_reference_chart(deployed: mockrun.PlanRe
     assert release["values"]["image"]["tag"] == "v1.34.0"
 
 
-@needs_reference
 def test_load_balancer_controller_matches_the_reference_chart(deployed: mockrun.PlanResult) -> None:
     chart, reference = _chart("aws-load-balancer-controller")
     release = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-load-balancer-controller"].inputs
