@@ -51,3 +51,16 @@ def test_cloud_stacks_register_kubernetes_resources(plan: mockrun.PlanResult) ->
 def test_default_kubernetes_provider_is_disabled(stack: str) -> None:
     document = yaml.safe_load(stack_config_path(stack).read_text())
     assert "kubernetes" in document["config"]["pulumi:disable-default-providers"]
+
+
+def test_aws_resources_use_the_clusters_provider_in_the_settings_region(plan: mockrun.PlanResult) -> None:
+    aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
+    providers = plan.of_type("pulumi:providers:aws")
+    if plan.stack == "local":
+        assert not aws_resources and not providers
+        return
+    (provider,) = providers
+    assert provider.inputs["region"] == "us-east-1"
+    assert aws_resources
+    for resource in aws_resources:
+        assert resource.provider.rpartition("::")[0] == provider.urn, f"{resource.type} {resource.name}"

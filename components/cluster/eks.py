@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_aws as aws
@@ -96,7 +96,9 @@ class EksCluster(pulumi.ComponentResource):
         eks = args.eks
         cluster_name = args.cluster_name
         tags = {**eks.tags, "scaleplane:cluster": cluster_name}
-        mine = pulumi.ResourceOptions(parent=self)
+        # The region comes from settings, not from ambient `aws:region` config.
+        self._aws = aws.Provider(f"{name}-aws", region=eks.region, opts=pulumi.ResourceOptions(parent=self))
+        mine = self._aws_opts()
 
         # --- network -------------------------------------------------------------------------
         vpc = aws.ec2.Vpc(
@@ -158,7 +160,7 @@ class EksCluster(pulumi.ComponentResource):
                 allocation_id=address.id,
                 subnet_id=public_subnets[zone].id,
                 tags={**tags, "Name": f"{cluster_name}-{zone}"},
-                opts=pulumi.ResourceOptions(parent=self, depends_on=[gateway]),
+                opts=self._aws_opts(depends_on=[gateway]),
             )
         for zone in eks.zones:
             nat = nats.get(zone, nats[nat_zones[0]])
@@ -231,7 +233,7 @@ class EksCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             upgrade_policy={"support_type": "STANDARD"},
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[cluster_policy, key_use]),
+            opts=self._aws_opts(depends_on=[cluster_policy, key_use]),
         )
         for index, principal in enumerate(eks.admin_principal_arns):
             entry = aws.eks.AccessEntry(
@@ -340,6 +342,10 @@ class EksCluster(pulumi.ComponentResource):
             }
         )
 
+    def _aws_opts(self, **extra: Any) -> pulumi.ResourceOptions:
+        """Options of a child AWS resource: this component as parent, the component's AWS provider."""
+        return pulumi.ResourceOptions(parent=self, provider=self._aws, **extra)
+
     def _irsa_role(
         self,
         role: str,
@@ -355,21 +361,21 @@ class EksCluster(pulumi.ComponentResource):
             assume_role_policy=iam.irsa_trust_policy(self._oidc.arn, self._issuer, namespace, account),
             description=f"IRSA role of {namespace}/{account} in {self._args.cluster_name}",
             tags={**self._args.eks.tags, "scaleplane:cluster": self._args.cluster_name},
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._aws_opts(),
         )
         for policy in managed:
             aws.iam.RolePolicyAttachment(
                 f"{self._name}-{role}-irsa-{policy.rsplit('/', 1)[-1]}",
                 role=iam_role.name,
                 policy_arn=iam.managed_policy_arn(self._args.eks.region, policy),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._aws_opts(),
             )
         if inline is not None:
             aws.iam.RolePolicy(
                 f"{self._name}-{role}-irsa",
                 role=iam_role.id,
                 policy=inline,
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=self._aws_opts(),
             )
         return iam_role
 
@@ -393,7 +399,7 @@ class EksCluster(pulumi.ComponentResource):
             resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="PRESERVE",
             tags={**self._args.eks.tags, "scaleplane:cluster": self._args.cluster_name},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=list(depends_on or [])),
+            opts=self._aws_opts(depends_on=list(depends_on or [])),
         )
 
     def _node_group(
@@ -436,7 +442,7 @@ class EksCluster(pulumi.ComponentResource):
             ],
             update_default_version=True,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=self._aws_opts(),
         )
         zones = group.zones or self._args.eks.zones
         return aws.eks.NodeGroup(
@@ -466,8 +472,7 @@ class EksCluster(pulumi.ComponentResource):
                 "k8s.io/cluster-autoscaler/enabled": "true",
                 f"k8s.io/cluster-autoscaler/{cluster_name}": "owned",
             },
-            opts=pulumi.ResourceOptions(
-                parent=self,
+            opts=self._aws_opts(
                 depends_on=depends_on,
                 # The autoscaler changes the desired size; don't fight it on every update.
                 ignore_changes=["scalingConfig.desiredSize"],

@@ -236,7 +236,9 @@ class KopsCluster(pulumi.ComponentResource):
                 f"kops binary {kops.kops_binary!r} not found (scaleplane:kops.kopsBinary); `pulumi up` will fail"
             )
         super().__init__("scaleplane:cluster:KopsCluster", name, None, opts)
-        mine = pulumi.ResourceOptions(parent=self)
+        # The region comes from settings, not from ambient `aws:region` config.
+        aws_provider = aws.Provider(f"{name}-aws", region=kops.region, opts=pulumi.ResourceOptions(parent=self))
+        mine = pulumi.ResourceOptions(parent=self, provider=aws_provider)
         tags = {"scaleplane:cluster": kops.name}
 
         # --- the state store: kops' source of truth, so it outlives any `pulumi destroy` ----
@@ -245,7 +247,7 @@ class KopsCluster(pulumi.ComponentResource):
             bucket=kops.state_store_bucket,
             force_destroy=False,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=True, retain_on_delete=True),
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True),
         )
         versioning = aws.s3.BucketVersioning(
             f"{name}-state-versioning",
@@ -309,7 +311,9 @@ class KopsCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(cluster.stdout)
         self.endpoint = pulumi.Output.unsecret(cluster.stdout.apply(_server_of))
         self.oidc_issuer = pulumi.Output.from_input(None)
-        self.provider = k8s.Provider(f"{name}-provider", kubeconfig=self.kubeconfig, opts=mine)
+        self.provider = k8s.Provider(
+            f"{name}-provider", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+        )
         self.register_outputs(
             {
                 "name": self.name,
