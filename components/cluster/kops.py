@@ -200,6 +200,8 @@ def _script(kops_binary: str, cluster_name: str, steps: list[str], then: tuple[s
         f"  printf 'kops binary %s not found: install kops or set scaleplane:kops.kopsBinary\\n' {kops} >&2",
         "  exit 127",
         "fi",
+        # The exported kubeconfig calls `kops helpers kubectl-auth`: make this kops the one on PATH.
+        f'export PATH="$(dirname "$(command -v {kops})"):$PATH"',
         # kops writes kubeconfig contexts as a side effect: keep them out of the operator's file.
         'export KUBECONFIG="$(mktemp)"',
         "trap 'rm -f \"$KUBECONFIG\"' EXIT",
