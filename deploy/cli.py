@@ -7,16 +7,18 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Optional
 
-from deploy import plan
+from deploy import automation, plan
 
 #: Each command module offers `register(subparsers) -> None`; its parser sets `handler(args) -> int`.
-COMMAND_MODULES = [plan]
+COMMAND_MODULES = [plan, automation]
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m deploy",
         description="scaleplane: plan offline, or drive Pulumi stacks through the Automation API.",
+        epilog=automation.EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True)
     for module in COMMAND_MODULES:

@@ -1,0 +1,328 @@
+"""An in-process stand-in for `pulumi.automation.Stack`, for tests of the deploy drivers.
+
+`FakeStack` answers preview/up/refresh/destroy/outputs the way `auto.Stack` does, without a
+Pulumi CLI: it streams progress lines to `on_output`, sends engine events to `on_event` (written as
+the JSON the CLI emits and parsed by the SDK's own `EngineEvent.from_json`), returns the SDK's
+PreviewResult/UpResult/RefreshResult/DestroyResult, and raises `auto.CommandError` where the CLI
+would exit non-zero: a mandatory policy violation, a failing step, a protected resource in a
+destroy. Every call is recorded with its keyword arguments, and keyword arguments the real method
+does not take are rejected, so a driver cannot pass something `auto.Stack` would not accept.
+
+    stack = FakeStack("dev", plan=[Step("create", "kubernetes:apps/v1:Deployment", "todo")])
+    automation.stack_factory = stack.factory
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Optional
+
+from pulumi import automation as auto
+
+PROJECT = "scaleplane"
+
+
+@dataclass(frozen=True)
+class Step:
+    """One resource and what the engine does to it: create, update, replace, delete or same.
+
+    For `refresh`, `op` is the result of reading the resource back (same, update or delete).
+    """
+
+    op: str
+    type: str
+    name: str
+    protect: bool = False
+    fails: bool = False
+
+    def urn(self, stack: str) -> str:
+        return f"urn:pulumi:{stack}::{PROJECT}::{self.type}::{self.name}"
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A policy finding the fake policy pack reports (level: advisory or mandatory)."""
+
+    policy: str
+    level: str
+    resource: str
+    message: str
+    pack: str = "scaleplane"
+    type: str = "kubernetes:apps/v1:Deployment"
+
+
+class FakeStack:
+    """A scripted stack: `plan` is what preview/up do, `drift` what refresh finds, `resources` what exists."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        plan: Sequence[Step] = (),
+        drift: Sequence[Step] = (),
+        resources: Sequence[Step] = (),
+        findings: Sequence[Finding] = (),
+        outputs: Optional[Mapping[str, Any]] = None,
+        secret_outputs: Sequence[str] = (),
+        error: Optional[str] = None,
+    ):
+        self.name = name
+        self.plan = list(plan)
+        self.drift = list(drift)
+        self.resources = list(resources)
+        self.findings = list(findings)
+        self._outputs = dict(outputs or {})
+        self._secret = set(secret_outputs)
+        #: When set, every operation fails with this CLI error line (e.g. a backend error).
+        self.error = error
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.opened: list[dict[str, Any]] = []
+        self.config: dict[str, auto.ConfigValue] = {}
+        self._sequence = itertools.count(1)
+
+    # --- what a StackFactory returns ---------------------------------------------------------
+
+    def factory(self, stack_name: str, **options: Any) -> FakeStack:
+        """A `deploy.automation.StackFactory` that opens this stack (and records how)."""
+        if stack_name != self.name:
+            raise auto.StackNotFoundError(
+                auto.CommandResult(stdout="", stderr=f"error: no stack named '{stack_name}' found", code=255)
+            )
+        self.opened.append({"stack_name": stack_name, **options})
+        return self
+
+    # --- auto.Stack's interface --------------------------------------------------------------
+
+    def preview(self, **kwargs: Any) -> auto.PreviewResult:
+        self._record("preview", kwargs)
+        emit = self._emitter(kwargs)
+        emit.line(f"Previewing update ({self.name}):")
+        for step in self.plan:
+            self._step_events(emit, step, planning=True, fail=False)
+        self._policy(emit, kwargs)
+        changes = _change_summary(self.plan)
+        emit.event({"summaryEvent": {"resourceChanges": changes, "durationSeconds": 1, "maybeCorrupt": False}})
+        return auto.PreviewResult(stdout="\n".join(emit.lines), stderr="", change_summary=changes)
+
+    def up(self, **kwargs: Any) -> auto.UpResult:
+        self._record("up", kwargs)
+        emit = self._emitter(kwargs)
+        emit.line(f"Updating ({self.name}):")
+        self._policy(emit, kwargs)
+        failed = []
+        for step in self.plan:
+            self._step_events(emit, step, planning=False, fail=step.fails)
+            if step.fails:
+                failed.append(step)
+        if failed:
+            self._fail(emit, "update failed")
+        changes = _change_summary(self.plan)
+        self.resources = [Step("same", s.type, s.name, s.protect) for s in self.plan if s.op != "delete"]
+        return auto.UpResult(
+            stdout="\n".join(emit.lines), stderr="", summary=_summary("update", changes), outputs=self.outputs()
+        )
+
+    def refresh(self, **kwargs: Any) -> auto.RefreshResult:
+        self._record("refresh", kwargs)
+        emit = self._emitter(kwargs)
+        emit.line(f"Refreshing ({self.name}):")
+        for step in self.drift:
+            urn = step.urn(self.name)
+            state = _state(step, urn)
+            # The engine announces a refresh step, then reports what reading the resource found.
+            emit.event({"resourcePreEvent": {"metadata": _metadata("refresh", step, urn, old=state, new=state)}})
+            emit.line(f"    ~ {step.type} {step.name} refreshing")
+            new = None if step.op == "delete" else state
+            emit.event({"resOutputsEvent": {"metadata": _metadata(step.op, step, urn, old=state, new=new)}})
+        changes = dict(Counter(step.op for step in self.drift))
+        return auto.RefreshResult(stdout="\n".join(emit.lines), stderr="", summary=_summary("refresh", changes))
+
+    def destroy(self, **kwargs: Any) -> auto.DestroyResult:
+        self._record("destroy", kwargs)
+        emit = self._emitter(kwargs)
+        emit.line(f"Destroying ({self.name}):")
+        protected = [step for step in self.resources if step.protect]
+        for step in protected:
+            urn = step.urn(self.name)
+            emit.event(
+                {
+                    "diagnosticEvent": {
+                        "severity": "error",
+                        "urn": urn,
+                        "color": "never",
+                        "message": f"unable to delete resource {urn!r} as it is protected",
+                    }
+                }
+            )
+        if protected:
+            self._fail(emit, "destroy failed")
+        for step in self.resources:
+            self._step_events(emit, Step("delete", step.type, step.name, step.protect), planning=False, fail=False)
+        changes = {"delete": len(self.resources)}
+        self.resources = []
+        self._outputs = {}
+        return auto.DestroyResult(stdout="\n".join(emit.lines), stderr="", summary=_summary("destroy", changes))
+
+    def outputs(self) -> auto.OutputMap:
+        if self.error:
+            raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {self.error}", code=255))
+        return {key: auto.OutputValue(value=value, secret=key in self._secret) for key, value in self._outputs.items()}
+
+    def get_config(self, key: str, *, path: bool = False) -> auto.ConfigValue:
+        if key not in self.config:
+            raise auto.CommandError(
+                auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found", code=255)
+            )
+        return self.config[key]
+
+    def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
+        self.config[key] = value
+
+    # --- the machinery -----------------------------------------------------------------------
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        return [kwargs for name, kwargs in self.calls if name == method]
+
+    def _record(self, method: str, kwargs: dict[str, Any]) -> None:
+        accepted = inspect.signature(getattr(auto.Stack, method)).parameters
+        unknown = sorted(set(kwargs) - set(accepted))
+        if unknown:
+            raise TypeError(f"auto.Stack.{method}() takes no {', '.join(unknown)}")
+        self.calls.append((method, dict(kwargs)))
+        if self.error:
+            raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {self.error}", code=255))
+
+    def _emitter(self, kwargs: dict[str, Any]) -> _Emitter:
+        return _Emitter(kwargs.get("on_output"), kwargs.get("on_event"), self._sequence)
+
+    def _step_events(self, emit: _Emitter, step: Step, *, planning: bool, fail: bool) -> None:
+        urn = step.urn(self.name)
+        state = _state(step, urn)
+        old = None if step.op == "create" else state
+        new = None if step.op == "delete" else state
+        # A replacement is three engine steps on one URN, as the engine reports them.
+        ops = ["create-replacement", "replace", "delete-replaced"] if step.op == "replace" else [step.op]
+        for op in ops:
+            metadata = _metadata(op, step, urn, old=old, new=new)
+            emit.event({"resourcePreEvent": {"metadata": metadata, "planning": planning}})
+            emit.line(f"    {_SYMBOL.get(op, ' ')} {step.type} {step.name} {op}")
+            if fail:
+                emit.event(
+                    {
+                        "diagnosticEvent": {
+                            "severity": "error",
+                            "urn": urn,
+                            "color": "never",
+                            "message": f"{step.type} {step.name}: {op} failed: timed out\n",
+                        }
+                    }
+                )
+                emit.event({"resOpFailedEvent": {"metadata": metadata, "status": 1, "steps": 1}})
+                return
+            emit.event({"resOutputsEvent": {"metadata": metadata, "planning": planning}})
+
+    def _policy(self, emit: _Emitter, kwargs: dict[str, Any]) -> None:
+        """The policy pack runs when it is attached; a mandatory finding fails the command."""
+        if not kwargs.get("policy_packs"):
+            return
+        for finding in self.findings:
+            urn = Step("same", finding.type, finding.resource).urn(self.name)
+            emit.event(
+                {
+                    "policyEvent": {
+                        "message": finding.message,
+                        "color": "never",
+                        "policyName": finding.policy,
+                        "policyPackName": finding.pack,
+                        "policyPackVersion": "0.1.0",
+                        "policyPackVersionTag": "0.1.0",
+                        "enforcementLevel": finding.level,
+                        "resourceUrn": urn,
+                    }
+                }
+            )
+            emit.line(f"    [{finding.level}] {finding.pack} v0.1.0 {finding.policy} ({finding.resource})")
+        if any(finding.level == "mandatory" for finding in self.findings):
+            self._fail(emit, "preview failed")
+
+    def _fail(self, emit: _Emitter, reason: str) -> None:
+        raise auto.CommandError(auto.CommandResult(stdout="\n".join(emit.lines), stderr=f"error: {reason}", code=255))
+
+
+_SYMBOL = {
+    "create": "+",
+    "update": "~",
+    "delete": "-",
+    "replace": "+-",
+    "create-replacement": "++",
+    "delete-replaced": "--",
+    "same": " ",
+}
+
+
+class _Emitter:
+    def __init__(
+        self,
+        on_output: Optional[Callable[[str], Any]],
+        on_event: Optional[Callable[[Any], Any]],
+        sequence: itertools.count,
+    ):
+        self.on_output = on_output
+        self.on_event = on_event
+        self.sequence = sequence
+        self.lines: list[str] = []
+
+    def line(self, text: str) -> None:
+        self.lines.append(text)
+        if self.on_output is not None:
+            self.on_output(text)
+
+    def event(self, payload: dict[str, Any]) -> None:
+        if self.on_event is not None:
+            data = {"sequence": next(self.sequence), "timestamp": 1_700_000_000, **payload}
+            self.on_event(auto.EngineEvent.from_json(data))
+
+
+def _state(step: Step, urn: str) -> dict[str, Any]:
+    return {
+        "type": step.type,
+        "urn": urn,
+        "id": f"{step.name}-id",
+        "parent": "",
+        "provider": "",
+        "custom": True,
+        "protect": step.protect,
+    }
+
+
+def _metadata(op: str, step: Step, urn: str, *, old: Optional[dict], new: Optional[dict]) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"op": op, "urn": urn, "type": step.type, "provider": ""}
+    if old is not None:
+        metadata["old"] = old
+    if new is not None:
+        metadata["new"] = new
+    return metadata
+
+
+def _change_summary(plan: Sequence[Step]) -> dict[str, int]:
+    """The engine's count of logical steps by op (a replacement counts once, as replace)."""
+    return dict(Counter(step.op for step in plan))
+
+
+def _summary(kind: str, changes: Mapping[str, int]) -> auto.UpdateSummary:
+    now = datetime.now(UTC)
+    return auto.UpdateSummary(
+        kind=kind,
+        start_time=now,
+        end_time=now,
+        message="",
+        environment={},
+        config={},
+        result="succeeded",
+        resource_changes=dict(changes),
+    )

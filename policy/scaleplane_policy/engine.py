@@ -1,0 +1,121 @@
+"""Running the rules over a whole stack, as the offline plan does."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal, Optional
+
+from .config import EffectiveConfig, PolicyConfigError, PolicySettings, is_exempt, resolve
+from .kube import KubeObject
+from .policies import BY_NAME, POLICIES, Policy
+from .rules.services import BALANCERS
+
+
+@dataclass(frozen=True)
+class Violation:
+    policy: str
+    enforcement: Literal["mandatory", "advisory"]
+    urn: str
+    message: str
+
+
+def validate_config(config: Optional[Mapping[str, Any]] = None, *, balancer: Optional[str] = None,
+                    production: bool = False) -> EffectiveConfig:
+    """Validate a policy config (Pulumi's policy-pack-config shape) into effective settings.
+
+    `balancer` and `production` are the stack's own settings: they override what the config says
+    for load-balancer-services.balancer and turn production-availability.production on.
+    Raises PolicyConfigError naming every bad key.
+    """
+    effective = resolve(config, {p.name: (p.level, p.properties) for p in POLICIES})
+    if balancer is None and not production:
+        return effective
+    if balancer is not None and balancer not in BALANCERS:
+        raise PolicyConfigError([f"balancer: {balancer!r} is not one of {', '.join(BALANCERS)}"])
+    policies = dict(effective.policies)
+    if balancer is not None:
+        settings = policies["load-balancer-services"]
+        policies["load-balancer-services"] = PolicySettings(settings.level, {**settings.options, "balancer": balancer})
+    if production:
+        settings = policies["production-availability"]
+        policies["production-availability"] = PolicySettings(settings.level, {**settings.options, "production": True})
+    return EffectiveConfig(policies)
+
+
+def names_of(obj: KubeObject) -> set[str]:
+    """Every name an exemption may use for `obj`."""
+    names = {obj.name, obj.urn}
+    name = obj.metadata_name
+    if isinstance(name, str) and name:
+        names.add(name)
+        if isinstance(obj.namespace, str):
+            names.add(f"{obj.namespace}/{name}")
+    return names
+
+
+def run_policy(policy: Policy, objects: list[KubeObject], settings: PolicySettings) -> Iterable[tuple[KubeObject, str]]:
+    """The violations one policy finds (exempt objects skipped), whatever its level."""
+    if policy.scope == "resource":
+        for obj in objects:
+            if is_exempt(settings, names_of(obj), obj.namespace):
+                continue
+            for message in policy.check(obj, settings.options):
+                yield obj, message
+    else:
+        for obj, message in policy.check(objects, settings.options):
+            if not is_exempt(settings, names_of(obj), obj.namespace):
+                yield obj, message
+
+
+def evaluate(resources: Iterable[Mapping[str, Any]], config: Optional[Mapping[str, Any]] = None, *,
+             balancer: Optional[str] = None, production: bool = False) -> list[Violation]:
+    """Every violation in a stack's resources, in policy order then resource order.
+
+    Each resource is a mapping with "type", "name", "urn" and "props". Disabled policies report
+    nothing; the others report at their effective level.
+    """
+    effective = validate_config(config, balancer=balancer, production=production)
+    objects = [KubeObject.of(resource) for resource in resources]
+    violations: list[Violation] = []
+    for policy in POLICIES:
+        settings = effective.policies[policy.name]
+        if settings.level == "disabled":
+            continue
+        for obj, message in run_policy(policy, objects, settings):
+            violations.append(Violation(policy.name, settings.level, obj.urn, message))
+    return violations
+
+
+def summarize(violations: Iterable[Violation]) -> dict[str, dict[str, int]]:
+    """Counts by policy and level, for a report: {policy: {"mandatory": n, "advisory": m}}."""
+    counts: dict[str, dict[str, int]] = {}
+    for violation in violations:
+        by_level = counts.setdefault(violation.policy, {})
+        by_level[violation.enforcement] = by_level.get(violation.enforcement, 0) + 1
+    return counts
+
+
+def report(violations: Iterable[Violation]) -> list[str]:
+    """Human-readable lines, grouped by policy (in pack order) and level, mandatory first.
+
+    `policy [level] (n)` heads each group; each violation follows, indented, with its message.
+    """
+    violations = list(violations)
+    lines: list[str] = []
+    for policy in POLICIES:
+        for level in ("mandatory", "advisory"):
+            group = [v for v in violations if v.policy == policy.name and v.enforcement == level]
+            if group:
+                lines.append(f"{policy.name} [{level}] ({len(group)})")
+                lines.extend(f"  {v.message}" for v in group)
+    return lines
+
+
+def has_mandatory(violations: Iterable[Violation]) -> bool:
+    """Whether any violation blocks the deployment (the plan then exits non-zero)."""
+    return any(v.enforcement == "mandatory" for v in violations)
+
+
+__all__ = ["BY_NAME", "Violation", "evaluate", "has_mandatory", "names_of", "report", "run_policy", "summarize",
+           "validate_config"]
