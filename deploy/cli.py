@@ -29,7 +29,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except BrokenPipeError:
+        # The reader went away (`... | head`): stop quietly, like any Unix tool.
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Self, Union
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
-from settings.cluster import ClusterKind, ExistingClusterSettings
+from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
 from settings.database import DatabaseSettings
 from settings.storage import StorageSettings
 from settings.workloads import (
@@ -47,6 +47,10 @@ class Settings:
     kubernetes_version: KubernetesVersion = "1.34"
     cluster: ClusterKind = "existing"
     existing_cluster: Optional[ExistingClusterSettings] = None
+    #: The EKS cluster (cluster: eks).
+    eks: Optional[EksSettings] = None
+    #: The kops cluster (cluster: kops).
+    kops: Optional[KopsSettings] = None
     #: How LoadBalancer Services get an address: MetalLB, the AWS Load Balancer Controller's NLB,
     #: or the cloud controller's default balancer.
     balancer: BalancerKind = "cloud"
@@ -62,10 +66,16 @@ class Settings:
 
     @model_validator(mode="after")
     def _cluster_section_matches_kind(self) -> Self:
-        if self.cluster == "existing" and self.existing_cluster is None:
-            raise ValueError("cluster is 'existing' but scaleplane:existingCluster is not set")
-        if self.cluster != "existing" and self.existing_cluster is not None:
-            raise ValueError(f"scaleplane:existingCluster is set but cluster is '{self.cluster}'")
+        sections = {
+            "existing": ("existingCluster", self.existing_cluster),
+            "eks": ("eks", self.eks),
+            "kops": ("kops", self.kops),
+        }
+        for kind, (key, section) in sections.items():
+            if kind == self.cluster and section is None:
+                raise ValueError(f"cluster is '{kind}' but scaleplane:{key} is not set")
+            if kind != self.cluster and section is not None:
+                raise ValueError(f"scaleplane:{key} is set but cluster is '{self.cluster}'")
         return self
 
     @model_validator(mode="after")

@@ -1,0 +1,336 @@
+"""A kops cluster on EC2, driven by the kops CLI through pulumi-command.
+
+kops keeps a cluster's desired state in an S3 "state store" and reconciles AWS to it. This
+component creates that bucket (versioned, encrypted, never public, protected from `pulumi
+destroy`), renders the cluster and instance-group specs from settings (the playbook: us-east-1,
+one control-plane node, worker group "nodes" plus environment groups labelled
+environment=production / environment=development), and wires kops to Pulumi's lifecycle:
+
+- create: `kops replace --force` (writes the specs), `kops update cluster --yes`, then waits
+  for `kops validate cluster`;
+- update (the specs changed): `kops replace`, `kops update cluster --yes`, and
+  `kops rolling-update cluster --yes` so running nodes pick up the change;
+- delete: `kops delete cluster --yes`.
+
+Each run ends by printing a kubeconfig that uses kops' own credential plugin (no long-lived admin
+certificate is stored); it becomes the stack's (secret) kubeconfig and Kubernetes provider.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import shlex
+import shutil
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+import yaml
+
+from settings.cluster import KopsSettings, NodeGroupSettings
+
+KOPS_API_VERSION = "kops.k8s.io/v1alpha2"
+
+
+class KopsBinaryNotFoundError(RuntimeError):
+    """The kops executable named in settings is not installed or not on PATH."""
+
+
+@dataclass(frozen=True)
+class KopsClusterArgs:
+    kops: KopsSettings
+    #: Kubernetes minor version (1.34); the patch comes from kops.kubernetes_patch.
+    kubernetes_version: str
+    #: Let kops install the AWS Load Balancer Controller (the stack's balancer is aws-nlb).
+    load_balancer_controller: bool = False
+
+
+def find_kops(binary: str) -> str:
+    """The kops executable's absolute path, or a KopsBinaryNotFoundError naming the setting to fix."""
+    found = shutil.which(binary)
+    if found is None:
+        raise KopsBinaryNotFoundError(
+            f"kops binary {binary!r} was not found (scaleplane:kops.kopsBinary); install kops "
+            "(https://kops.sigs.k8s.io/getting_started/install/) or set kopsBinary to its path"
+        )
+    return found
+
+
+def _control_plane_zones(kops: KopsSettings) -> tuple[str, ...]:
+    return kops.control_plane.zones or kops.zones[:1]
+
+
+def _subnet_cidrs(kops: KopsSettings) -> list[dict[str, str]]:
+    """kops subnets: one per zone (public topology) or private + utility per zone."""
+    network = ipaddress.ip_network(kops.network_cidr)
+    blocks = list(network.subnets(new_prefix=network.prefixlen + 3))
+    subnets: list[dict[str, str]] = []
+    for index, zone in enumerate(kops.zones):
+        if kops.topology == "public":
+            subnets.append({"name": zone, "zone": zone, "type": "Public", "cidr": str(blocks[index])})
+        else:
+            # Private nodes, with a small "utility" subnet for NAT gateways and balancers.
+            subnets.append({"name": zone, "zone": zone, "type": "Private", "cidr": str(blocks[index])})
+            utility = list(blocks[6].subnets(new_prefix=blocks[6].prefixlen + 3))[index]
+            subnets.append({"name": f"utility-{zone}", "zone": zone, "type": "Utility", "cidr": str(utility)})
+    return subnets
+
+
+def cluster_spec(args: KopsClusterArgs) -> dict[str, Any]:
+    """The kops Cluster object for these settings."""
+    kops = args.kops
+    control_zones = _control_plane_zones(kops)
+    etcd_members = [
+        {"name": zone[-1], "instanceGroup": f"control-plane-{zone}", "encryptedVolume": True} for zone in control_zones
+    ]
+    spec: dict[str, Any] = {
+        "api": {"loadBalancer": {"type": "Public", "class": "Network"}},
+        "authorization": {"rbac": {}},
+        "channel": "stable",
+        "cloudProvider": "aws",
+        "configBase": f"s3://{kops.state_store_bucket}/{kops.name}",
+        "kubernetesVersion": f"{args.kubernetes_version}.{kops.kubernetes_patch}",
+        "etcdClusters": [
+            {"name": "main", "etcdMembers": etcd_members, "cpuRequest": "200m", "memoryRequest": "100Mi"},
+            {"name": "events", "etcdMembers": etcd_members, "cpuRequest": "100m", "memoryRequest": "100Mi"},
+        ],
+        "iam": {"allowContainerRegistry": True, "legacy": False},
+        "kubelet": {"anonymousAuth": False},
+        "kubernetesApiAccess": list(kops.kubernetes_api_access),
+        "sshAccess": list(kops.ssh_access),
+        # No SSH key pair: nodes are reached through the API (kubectl debug), not SSH.
+        "sshKeyName": "",
+        "networkCIDR": kops.network_cidr,
+        "nonMasqueradeCIDR": "100.64.0.0/10",
+        "networking": {kops.networking: {}},
+        "subnets": _subnet_cidrs(kops),
+        "topology": {"dns": {"type": {"none": "None", "public": "Public", "private": "Private"}[kops.dns]}},
+        # kops-managed add-ons: EBS CSI with the CSI snapshot controller (which needs
+        # cert-manager for its webhook), and cluster-autoscaler discovering the instance groups.
+        "cloudConfig": {"awsEBSCSIDriver": {"enabled": True}},
+        "certManager": {"enabled": True},
+        "snapshotController": {"enabled": True},
+        "clusterAutoscaler": {"enabled": True, "balanceSimilarNodeGroups": True},
+    }
+    if kops.dns_zone is not None:
+        spec["dnsZone"] = kops.dns_zone
+    if args.load_balancer_controller:
+        spec["awsLoadBalancerController"] = {"enabled": True}
+    return {"apiVersion": KOPS_API_VERSION, "kind": "Cluster", "metadata": {"name": kops.name}, "spec": spec}
+
+
+def _instance_group(kops: KopsSettings, name: str, role: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": KOPS_API_VERSION,
+        "kind": "InstanceGroup",
+        "metadata": {"name": name, "labels": {"kops.k8s.io/cluster": kops.name}},
+        "spec": {"role": role, **spec},
+    }
+
+
+def instance_group_specs(args: KopsClusterArgs) -> list[dict[str, Any]]:
+    """One control-plane group per control-plane zone, then the worker groups from settings."""
+    kops = args.kops
+    groups = [
+        _instance_group(
+            kops,
+            f"control-plane-{zone}",
+            "ControlPlane",
+            {
+                "machineType": kops.control_plane.machine_type,
+                "minSize": 1,
+                "maxSize": 1,
+                "subnets": [zone],
+                "nodeLabels": {"kops.k8s.io/instancegroup": f"control-plane-{zone}"},
+                # IMDSv2 only; control-plane pods on the host network need a second hop.
+                "instanceMetadata": {"httpTokens": "required", "httpPutResponseHopLimit": 3},
+            },
+        )
+        for zone in _control_plane_zones(kops)
+    ]
+    groups.extend(_worker_group(kops, group) for group in kops.instance_groups)
+    return groups
+
+
+def _worker_group(kops: KopsSettings, group: NodeGroupSettings) -> dict[str, Any]:
+    zones = group.zones or kops.zones
+    spec: dict[str, Any] = {
+        "machineType": group.instance_types[0],
+        "minSize": group.min_size,
+        "maxSize": group.max_size,
+        "subnets": list(zones),
+        "rootVolume": {"size": group.disk_size_gib, "type": "gp3", "encryption": True},
+        "nodeLabels": {**group.labels, "kops.k8s.io/instancegroup": group.name},
+        "taints": [taint.render() for taint in group.taints],
+        "instanceMetadata": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
+        # cluster-autoscaler finds the group by these tags on its Auto Scaling group.
+        "cloudLabels": {
+            "k8s.io/cluster-autoscaler/enabled": "",
+            f"k8s.io/cluster-autoscaler/{kops.name}": "",
+        },
+    }
+    if len(group.instance_types) > 1 or group.capacity_type == "SPOT":
+        spec["mixedInstancesPolicy"] = {
+            "instances": list(group.instance_types),
+            "onDemandAboveBase": 0 if group.capacity_type == "SPOT" else 100,
+            "spotAllocationStrategy": "price-capacity-optimized",
+        }
+    return _instance_group(kops, group.name, "Node", spec)
+
+
+def render_specs(args: KopsClusterArgs) -> str:
+    """The multi-document YAML `kops replace -f -` reads."""
+    return yaml.safe_dump_all([cluster_spec(args), *instance_group_specs(args)], sort_keys=False)
+
+
+def _script(kops_binary: str, cluster_name: str, steps: list[str], then: tuple[str, ...] = ()) -> str:
+    """A bash script that checks the binary and runs kops, logging to stderr.
+
+    With `then` steps, a kubeconfig using kops' credential plugin is exported first (those steps
+    talk to the cluster: validate, rolling-update) and printed last: stdout is only the kubeconfig.
+    """
+    kops = shlex.quote(kops_binary)
+    name = shlex.quote(cluster_name)
+    lines = [
+        "set -euo pipefail",
+        f"if ! command -v {kops} >/dev/null 2>&1; then",
+        f"  printf 'kops binary %s not found: install kops or set scaleplane:kops.kopsBinary\\n' {kops} >&2",
+        "  exit 127",
+        "fi",
+        # The exported kubeconfig calls `kops helpers kubectl-auth`: make this kops the one on PATH.
+        f'export PATH="$(dirname "$(command -v {kops})"):$PATH"',
+        # kops writes kubeconfig contexts as a side effect: keep them out of the operator's file.
+        'export KUBECONFIG="$(mktemp)"',
+        "trap 'rm -f \"$KUBECONFIG\"' EXIT",
+    ]
+    lines += [f"{step} >&2" for step in steps]
+    if then:
+        lines.append(f'{kops} export kubeconfig {name} --auth-plugin --kubeconfig "$KUBECONFIG" >&2')
+        lines += [f"{step} >&2" for step in then]
+        lines.append('cat "$KUBECONFIG"')
+    return "\n".join(lines) + "\n"
+
+
+class KopsCluster(pulumi.ComponentResource):
+    """A kops cluster whose state store, specs and lifecycle are managed by Pulumi."""
+
+    provider: k8s.Provider
+    name: pulumi.Output[str]
+    endpoint: pulumi.Output[str]
+    #: kops clusters here do not publish a service-account issuer (no IRSA): always None.
+    oidc_issuer: pulumi.Output[Optional[str]]
+    kubeconfig: pulumi.Output[str]
+    state_store: aws.s3.Bucket
+
+    def __init__(self, name: str, args: KopsClusterArgs, opts: Optional[pulumi.ResourceOptions] = None):
+        kops = args.kops
+        if not args.kubernetes_version:
+            raise ValueError("KopsClusterArgs.kubernetes_version must name a Kubernetes minor version")
+        if not pulumi.runtime.is_dry_run():
+            # `pulumi up` runs kops: fail before touching anything if it is missing. A preview
+            # only warns, so the plan can be reviewed on a machine without kops.
+            find_kops(kops.kops_binary)
+        elif shutil.which(kops.kops_binary) is None:
+            pulumi.log.warn(
+                f"kops binary {kops.kops_binary!r} not found (scaleplane:kops.kopsBinary); `pulumi up` will fail"
+            )
+        super().__init__("scaleplane:cluster:KopsCluster", name, None, opts)
+        # The region comes from settings, not from ambient `aws:region` config.
+        aws_provider = aws.Provider(f"{name}-aws", region=kops.region, opts=pulumi.ResourceOptions(parent=self))
+        mine = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        tags = {"scaleplane:cluster": kops.name}
+
+        # --- the state store: kops' source of truth, so it outlives any `pulumi destroy` ----
+        self.state_store = aws.s3.Bucket(
+            f"{name}-state",
+            bucket=kops.state_store_bucket,
+            force_destroy=False,
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True),
+        )
+        versioning = aws.s3.BucketVersioning(
+            f"{name}-state-versioning",
+            bucket=self.state_store.id,
+            versioning_configuration={"status": "Enabled"},
+            opts=mine,
+        )
+        encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{name}-state-encryption",
+            bucket=self.state_store.id,
+            rules=[
+                {"apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"}, "bucket_key_enabled": True}
+            ],
+            opts=mine,
+        )
+        private = aws.s3.BucketPublicAccessBlock(
+            f"{name}-state-private",
+            bucket=self.state_store.id,
+            block_public_acls=True,
+            block_public_policy=True,
+            ignore_public_acls=True,
+            restrict_public_buckets=True,
+            opts=mine,
+        )
+        ownership = aws.s3.BucketOwnershipControls(
+            f"{name}-state-ownership",
+            bucket=self.state_store.id,
+            rule={"object_ownership": "BucketOwnerEnforced"},
+            opts=mine,
+        )
+
+        # --- kops, wired to create / update / delete ---------------------------------------
+        binary = kops.kops_binary
+        cluster_name = kops.name
+        quoted = shlex.quote(cluster_name)
+        kops_cmd = shlex.quote(binary)
+        replace = f"{kops_cmd} replace -f - --force"
+        update = f"{kops_cmd} update cluster --name {quoted} --yes"
+        validate = f"{kops_cmd} validate cluster --name {quoted} --wait 20m"
+        rolling = f"{kops_cmd} rolling-update cluster --name {quoted} --yes"
+        delete = f"{kops_cmd} delete cluster --name {quoted} --yes"
+        cluster = command.local.Command(
+            f"{name}-kops",
+            create=_script(binary, cluster_name, [replace, update], then=(validate,)),
+            update=_script(binary, cluster_name, [replace, update], then=(rolling, validate)),
+            delete=_script(binary, cluster_name, [delete]),
+            interpreter=["/bin/bash", "-c"],
+            stdin=render_specs(args),
+            environment={"KOPS_STATE_STORE": pulumi.Output.concat("s3://", self.state_store.bucket)},
+            # stdout is the kubeconfig: never log it, and keep it secret in the state.
+            logging="stderr",
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                depends_on=[versioning, encryption, private, ownership],
+                additional_secret_outputs=["stdout"],
+                custom_timeouts=pulumi.CustomTimeouts(create="40m", update="90m", delete="30m"),
+            ),
+        )
+
+        self.name = pulumi.Output.from_input(cluster_name)
+        self.kubeconfig = pulumi.Output.secret(cluster.stdout)
+        self.endpoint = pulumi.Output.unsecret(cluster.stdout.apply(_server_of))
+        self.oidc_issuer = pulumi.Output.from_input(None)
+        self.provider = k8s.Provider(
+            f"{name}-provider", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.register_outputs(
+            {
+                "name": self.name,
+                "endpoint": self.endpoint,
+                "oidcIssuer": self.oidc_issuer,
+                "kubeconfig": self.kubeconfig,
+                "stateStore": self.state_store.bucket,
+            }
+        )
+
+
+def _server_of(kubeconfig: str) -> str:
+    """The API server URL of a kubeconfig's first cluster."""
+    document = yaml.safe_load(kubeconfig) or {}
+    clusters = document.get("clusters") or []
+    if not clusters:
+        raise ValueError("kops printed a kubeconfig without clusters")
+    return str(clusters[0]["cluster"]["server"])

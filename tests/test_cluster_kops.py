@@ -1,0 +1,293 @@
+"""KopsCluster under mocks: the protected state store, the generated specs, and kops' lifecycle.
+
+The lifecycle scripts are also run for real, against a stand-in `kops` that records its calls,
+so the order of kops commands and what reaches stdout (only the kubeconfig) are checked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from components.cluster.kops import KopsBinaryNotFoundError, find_kops
+from deploy import mockrun
+from deploy.project import stack_config
+
+KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: dev.scaleplane.k8s.local
+  cluster:
+    server: https://api-dev-scaleplane-k8s-local-0123456789.elb.us-east-1.amazonaws.com
+    certificate-authority-data: Q0EgZGF0YQ==
+contexts:
+- name: dev.scaleplane.k8s.local
+  context: {cluster: dev.scaleplane.k8s.local, user: dev.scaleplane.k8s.local}
+current-context: dev.scaleplane.k8s.local
+users:
+- name: dev.scaleplane.k8s.local
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1beta1
+      command: kops
+      args: [helpers, kubectl-auth, --cluster=dev.scaleplane.k8s.local, --state=s3://scaleplane-dev-kops-state]
+"""
+
+FAKE_KOPS = """#!/bin/bash
+# Stand-in for kops: records each call; `replace -f -` keeps stdin; `export kubeconfig` writes one.
+printf '%s\\n' "$*" >> "$KOPS_CALLS"
+echo "kops log line for: $1" >&2
+case "$1" in
+  replace) cat > "$KOPS_CALLS.specs" ;;
+  export)
+    while [ $# -gt 0 ]; do
+      if [ "$1" = --kubeconfig ]; then cat "$KOPS_KUBECONFIG_SOURCE" > "$2"; fi
+      shift
+    done ;;
+esac
+"""
+
+
+def _program() -> None:
+    import settings
+    from components.cluster import cluster_for
+
+    config = settings.load()
+    cluster_for(f"{config.environment}-cluster", config)
+
+
+def _dev_config(**kops_changes: Any) -> dict[str, str]:
+    config = stack_config("dev")
+    kops = json.loads(config["scaleplane:kops"])
+    kops.update(kops_changes)
+    config["scaleplane:kops"] = json.dumps(kops)
+    return config
+
+
+@pytest.fixture(scope="module")
+def dev() -> mockrun.PlanResult:
+    return mockrun.run_stack("dev")
+
+
+@pytest.fixture()
+def fake_kops(tmp_path: Path) -> Path:
+    binary = tmp_path / "bin" / "kops"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_KOPS)
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
+    (tmp_path / "kubeconfig.source").write_text(KUBECONFIG)
+    return binary
+
+
+@pytest.fixture()
+def with_kubeconfig_output() -> Iterator[None]:
+    saved = dict(mockrun.MOCK_OUTPUTS)
+    mockrun.MOCK_OUTPUTS["command:local:Command"] = lambda name, inputs: {"stdout": KUBECONFIG, "stderr": ""}
+    try:
+        yield
+    finally:
+        mockrun.MOCK_OUTPUTS.clear()
+        mockrun.MOCK_OUTPUTS.update(saved)
+
+
+def _command(plan: mockrun.PlanResult) -> mockrun.PlannedResource:
+    (command,) = plan.of_type("command:local:Command")
+    return command
+
+
+def _specs(plan: mockrun.PlanResult) -> list[dict[str, Any]]:
+    return list(yaml.safe_load_all(_command(plan).inputs["stdin"]))
+
+
+def test_state_store_is_protected_versioned_encrypted_and_private(dev: mockrun.PlanResult) -> None:
+    (bucket,) = dev.of_type("aws:s3/bucket:Bucket")
+    assert bucket.inputs["bucket"] == "scaleplane-dev-kops-state"
+    assert bucket.protect is True and bucket.retain_on_delete is True
+    assert bucket.inputs["forceDestroy"] is False
+    bucket_id = "dev-cluster-state-id"
+    (versioning,) = dev.of_type("aws:s3/bucketVersioning:BucketVersioning")
+    assert versioning.inputs == {"bucket": bucket_id, "versioningConfiguration": {"status": "Enabled"}}
+    (encryption,) = dev.of_type(
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+    )
+    assert encryption.inputs["bucket"] == bucket_id
+    (rule,) = encryption.inputs["rules"]
+    assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
+    (block,) = dev.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    assert block.inputs == {
+        "bucket": bucket_id,
+        "blockPublicAcls": True,
+        "blockPublicPolicy": True,
+        "ignorePublicAcls": True,
+        "restrictPublicBuckets": True,
+    }
+
+
+def test_kops_runs_only_after_the_state_store_is_locked_down(dev: mockrun.PlanResult) -> None:
+    command = _command(dev)
+    for type_ in (
+        "aws:s3/bucketVersioning:BucketVersioning",
+        "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
+        "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock",
+    ):
+        (resource,) = dev.of_type(type_)
+        assert resource.urn in command.dependencies
+    assert command.inputs["environment"] == {"KOPS_STATE_STORE": "s3://scaleplane-dev-kops-state"}
+
+
+def test_cluster_spec_is_the_playbook_cluster(dev: mockrun.PlanResult) -> None:
+    cluster, *groups = _specs(dev)
+    assert cluster["apiVersion"] == "kops.k8s.io/v1alpha2" and cluster["kind"] == "Cluster"
+    assert cluster["metadata"]["name"] == "dev.scaleplane.k8s.local"
+    spec = cluster["spec"]
+    assert spec["kubernetesVersion"] == "1.34.0"
+    assert spec["configBase"] == "s3://scaleplane-dev-kops-state/dev.scaleplane.k8s.local"
+    assert {s["zone"] for s in spec["subnets"]} == {"us-east-1a", "us-east-1b"}
+    control = [g for g in groups if g["spec"]["role"] == "ControlPlane"]
+    assert [g["metadata"]["name"] for g in control] == ["control-plane-us-east-1a"]
+    assert control[0]["spec"]["minSize"] == control[0]["spec"]["maxSize"] == 1
+    members = {m["instanceGroup"] for etcd in spec["etcdClusters"] for m in etcd["etcdMembers"]}
+    assert members == {"control-plane-us-east-1a"}
+    # kops-managed snapshot support needs cert-manager and the external EBS CSI driver.
+    assert spec["snapshotController"]["enabled"] and spec["certManager"]["enabled"]
+    assert spec["cloudConfig"]["awsEBSCSIDriver"]["enabled"] is True
+
+
+def test_instance_groups_carry_environment_labels_and_taints() -> None:
+    config = _dev_config()
+    kops = json.loads(config["scaleplane:kops"])
+    for group in kops["instanceGroups"]:
+        if group["name"] == "development":
+            group["taints"] = [{"key": "environment", "value": "development", "effect": "NoSchedule"}]
+    config["scaleplane:kops"] = json.dumps(kops)
+    plan = mockrun.run("dev", config, _program)
+    groups = {g["metadata"]["name"]: g["spec"] for g in _specs(plan)[1:]}
+    assert groups["nodes"]["nodeLabels"] == {"kops.k8s.io/instancegroup": "nodes"}
+    assert groups["production"]["nodeLabels"]["environment"] == "production"
+    assert groups["production"]["minSize"] == 2
+    assert groups["development"]["nodeLabels"]["environment"] == "development"
+    assert groups["development"]["taints"] == ["environment=development:NoSchedule"]
+    assert groups["production"]["taints"] == []
+    for name, spec in groups.items():
+        assert spec["instanceMetadata"]["httpTokens"] == "required", name
+        if spec["role"] == "Node":
+            assert spec["cloudLabels"]["k8s.io/cluster-autoscaler/dev.scaleplane.k8s.local"] == ""
+            assert spec["rootVolume"]["encryption"] is True
+
+
+def test_kubeconfig_stays_unknown_in_preview(dev: mockrun.PlanResult) -> None:
+    (provider,) = dev.of_type("pulumi:providers:kubernetes")
+    assert provider.inputs["kubeconfig"] == mockrun.UNKNOWN
+
+
+def test_missing_binary_fails_up_with_a_clear_error() -> None:
+    with pytest.raises(KopsBinaryNotFoundError, match=r"scaleplane:kops\.kopsBinary"):
+        find_kops("/nonexistent/kops")
+    with pytest.raises(Exception, match="kops binary '/nonexistent/kops' was not found"):
+        mockrun.run("dev", _dev_config(kopsBinary="/nonexistent/kops"), _program, preview=False)
+
+
+def test_up_with_kops_present_gives_a_secret_kubeconfig(fake_kops: Path, with_kubeconfig_output: None) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops)), _program, preview=False)
+    command = _command(plan)
+    assert command.inputs["logging"] == "stderr"
+    (provider,) = plan.of_type("pulumi:providers:kubernetes")
+    assert "kubeconfig" in provider.secret_paths
+    assert provider.inputs["kubeconfig"] == KUBECONFIG
+
+
+def _run_script(
+    script: str, stdin: str, tmp_path: Path, fake_kops: Path
+) -> tuple[subprocess.CompletedProcess[str], list[str]]:
+    calls = tmp_path / "calls"
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "KOPS_STATE_STORE": "s3://scaleplane-dev-kops-state",
+        "KOPS_CALLS": str(calls),
+        "KOPS_KUBECONFIG_SOURCE": str(tmp_path / "kubeconfig.source"),
+    }
+    result = subprocess.run(
+        ["/bin/bash", "-c", script], input=stdin, env=env, capture_output=True, text=True, timeout=30, check=False
+    )
+    logged = calls.read_text().splitlines() if calls.exists() else []
+    return result, logged
+
+
+def test_create_update_delete_drive_kops_in_order(fake_kops: Path, tmp_path: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops)), _program)
+    command = _command(plan).inputs
+    name = "dev.scaleplane.k8s.local"
+
+    created, calls = _run_script(command["create"], command["stdin"], tmp_path, fake_kops)
+    assert created.returncode == 0, created.stderr
+    assert created.stdout == KUBECONFIG  # only the kubeconfig reaches stdout; logs go to stderr
+    assert "kops log line" in created.stderr
+    assert [c.split()[:2] for c in calls] == [
+        ["replace", "-f"],
+        ["update", "cluster"],
+        ["export", "kubeconfig"],
+        ["validate", "cluster"],
+    ]
+    assert calls[0] == "replace -f - --force"
+    assert f"--name {name} --yes" in calls[1]
+    assert "--auth-plugin" in calls[2]
+    assert (tmp_path / "calls.specs").read_text() == command["stdin"]
+
+    (tmp_path / "calls").unlink()
+    updated, calls = _run_script(command["update"], command["stdin"], tmp_path, fake_kops)
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout == KUBECONFIG
+    assert [c.split()[0] for c in calls] == ["replace", "update", "export", "rolling-update", "validate"]
+    assert calls[3] == f"rolling-update cluster --name {name} --yes"
+
+    (tmp_path / "calls").unlink()
+    deleted, calls = _run_script(command["delete"], "", tmp_path, fake_kops)
+    assert deleted.returncode == 0, deleted.stderr
+    assert deleted.stdout == ""
+    assert calls == [f"delete cluster --name {name} --yes"]
+
+
+def test_scripts_stop_with_a_clear_message_when_kops_is_missing(tmp_path: Path, fake_kops: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(tmp_path / "missing" / "kops")), _program)
+    command = _command(plan).inputs
+    result, calls = _run_script(command["create"], command["stdin"], tmp_path, fake_kops)
+    assert result.returncode == 127
+    assert "not found" in result.stderr and "scaleplane:kops.kopsBinary" in result.stderr
+    assert calls == []
+
+
+def test_aws_nlb_balancer_enables_kops_load_balancer_controller() -> None:
+    config = {**_dev_config(), "scaleplane:balancer": "aws-nlb"}
+    cluster = _specs(mockrun.run("dev", config, _program))[0]
+    assert cluster["spec"]["awsLoadBalancerController"] == {"enabled": True}
+    assert "awsLoadBalancerController" not in _specs(mockrun.run("dev", _dev_config(), _program))[0]["spec"]
+
+
+def _exporting_program() -> None:
+    import pulumi
+
+    import settings
+    from components.cluster import cluster_for
+
+    config = settings.load()
+    cluster = cluster_for(f"{config.environment}-cluster", config)
+    pulumi.export("name", cluster.name)
+    pulumi.export("endpoint", cluster.endpoint)
+    pulumi.export("oidcIssuer", cluster.oidc_issuer)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+
+
+def test_component_outputs(fake_kops: Path, with_kubeconfig_output: None) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops)), _exporting_program, preview=False)
+    assert plan.outputs["name"] == "dev.scaleplane.k8s.local"
+    assert plan.outputs["endpoint"] == yaml.safe_load(KUBECONFIG)["clusters"][0]["cluster"]["server"]
+    assert plan.outputs["oidcIssuer"] is None
+    assert plan.secret_outputs == {"kubeconfig"}
