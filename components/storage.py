@@ -2,8 +2,10 @@
 
 - `ebs` (EKS, kops): the cluster component installs the EBS CSI driver and the snapshot
   controller (EKS add-ons aws-ebs-csi-driver and snapshot-controller, or kops'
-  snapshotController), and with them the VolumeSnapshot CRDs. This component adds only the
-  classes, and the stack makes it depend on the cluster.
+  snapshotController), and with them the VolumeSnapshot CRDs. This component adds the
+  VolumeSnapshotClass, and a StorageClass unless `existingStorageClass` names the one the
+  cluster component already creates (EKS: the default encrypted gp3 class). The stack makes it
+  depend on the cluster.
 - `zfs-localpv` (a local kind/k3d cluster with a ZFS pool on its nodes): installs OpenEBS
   LocalPV-ZFS from its Helm chart, which also installs the VolumeSnapshot CRDs and runs the
   snapshot controller and csi-snapshotter, then adds the classes.
@@ -92,21 +94,23 @@ class SnapshotStorage(pulumi.ComponentResource):
         if spec.driver == "zfs-localpv":
             driver_install.append(self._zfs_localpv(name, spec, provider))
 
-        self.storage_class = k8s.storage.v1.StorageClass(
-            f"{name}-class",
-            metadata={
-                "name": spec.storage_class_name,
-                "labels": dict(MANAGED_BY),
-                "annotations": {"storageclass.kubernetes.io/is-default-class": str(spec.default_class).lower()},
-            },
-            provisioner=spec.csi_driver,
-            parameters=self._class_parameters(spec),
-            reclaim_policy="Retain",
-            volume_binding_mode="WaitForFirstConsumer",
-            allow_volume_expansion=True,
-            allowed_topologies=self._allowed_topologies(spec),
-            opts=child_opts(self, provider, depends_on=driver_install),
-        )
+        self.storage_class: Optional[k8s.storage.v1.StorageClass] = None
+        if spec.existing_storage_class is None:
+            self.storage_class = k8s.storage.v1.StorageClass(
+                f"{name}-class",
+                metadata={
+                    "name": spec.storage_class_name,
+                    "labels": dict(MANAGED_BY),
+                    "annotations": {"storageclass.kubernetes.io/is-default-class": str(spec.default_class).lower()},
+                },
+                provisioner=spec.csi_driver,
+                parameters=self._class_parameters(spec),
+                reclaim_policy="Retain",
+                volume_binding_mode="WaitForFirstConsumer",
+                allow_volume_expansion=True,
+                allowed_topologies=self._allowed_topologies(spec),
+                opts=child_opts(self, provider, depends_on=driver_install),
+            )
         self.snapshot_class = VolumeSnapshotClass(
             f"{name}-snapshot-class",
             metadata={"name": spec.snapshot_class_name, "labels": dict(MANAGED_BY)},
@@ -115,8 +119,14 @@ class SnapshotStorage(pulumi.ComponentResource):
             # The CRD comes from the chart (zfs-localpv) or the cluster's snapshot add-on (EKS).
             opts=child_opts(self, provider, depends_on=driver_install),
         )
-        self.storage_class_name = self.storage_class.metadata.apply(lambda m: m["name"])
         self.snapshot_class_name = self.snapshot_class.metadata.apply(lambda m: m["name"])
+        if self.storage_class is not None:
+            self.storage_class_name = self.storage_class.metadata.apply(lambda m: m["name"])
+        else:
+            # The cluster's own class: resolved once this component's dependencies (the cluster) are
+            # in place, so volumes that name it are created after it.
+            existing = spec.existing_storage_class
+            self.storage_class_name = self.snapshot_class.metadata.apply(lambda _: existing)
         self.register_outputs(
             {
                 "storageClassName": self.storage_class_name,

@@ -62,8 +62,11 @@ class StorageSettings:
     """The snapshot-capable StorageClass and VolumeSnapshotClass stateful workloads use."""
 
     driver: StorageDriver
-    #: Name of the StorageClass volumes are provisioned from.
+    #: Name of the StorageClass volumes are provisioned from (created here).
     storage_class_name: DnsName = "scaleplane-snapshot"
+    #: Use this StorageClass, which the cluster component already creates (EKS: `gp3`, on the
+    #: EBS CSI driver), instead of creating one. It must provision with the same CSI driver.
+    existing_storage_class: Optional[DnsName] = None
     #: Name of the VolumeSnapshotClass snapshots are taken with.
     snapshot_class_name: DnsName = "scaleplane-retain"
     #: Make the StorageClass the cluster default (annotation storageclass.kubernetes.io/is-default-class).
@@ -77,6 +80,14 @@ class StorageSettings:
             raise ValueError(f"ebs is set but driver is '{self.driver}'")
         if self.driver != "zfs-localpv" and self.zfs_local_pv is not None:
             raise ValueError(f"zfsLocalPv is set but driver is '{self.driver}'")
+        if self.existing_storage_class is not None:
+            if self.ebs is not None:
+                raise ValueError(
+                    f"ebs sets the parameters of a StorageClass created here, but existingStorageClass "
+                    f"'{self.existing_storage_class}' is used instead: set one or the other"
+                )
+            if self.default_class:
+                raise ValueError("defaultClass applies to a StorageClass created here, not to existingStorageClass")
         return self
 
     @property

@@ -119,6 +119,8 @@ def test_storage_objects_are_valid_kubernetes(storage: dict) -> None:
         ({"driver": "ebs", "ebs": {"encrypted": False}}, "scaleplane:storage.ebs.encrypted"),
         ({"driver": "nfs"}, "scaleplane:storage.driver"),
         ({"driver": "ebs", "ebs": {"kmsKeyId": "alias/mine"}}, "scaleplane:storage.ebs.kmsKeyId"),
+        ({"driver": "ebs", "existingStorageClass": "gp3", "ebs": {}}, "set one or the other"),
+        ({"driver": "ebs", "existingStorageClass": "gp3", "defaultClass": True}, "defaultClass applies"),
     ],
 )
 def test_bad_storage_settings_are_refused_naming_the_key(storage: dict, key: str) -> None:
@@ -136,3 +138,34 @@ def test_the_local_and_prod_stacks_choose_their_drivers() -> None:
     prod = settings.from_config(stack_config("prod"))
     assert local.storage is not None and local.storage.driver == "zfs-localpv"
     assert prod.storage is not None and prod.storage.driver == "ebs"
+
+
+def test_an_existing_storage_class_is_used_not_duplicated() -> None:
+    from bluegreen_helpers import BLUE_IMAGE
+
+    database = {"active": "blue", "colours": {"blue": {"image": BLUE_IMAGE}}}
+    plan = run_components(raw_config(database, {"driver": "ebs", "existingStorageClass": "gp3"}))
+    assert kube_objects(plan, "StorageClass") == []
+    assert one(plan, "VolumeSnapshotClass").inputs["driver"] == "ebs.csi.aws.com"
+    assert one(plan, "PersistentVolumeClaim").inputs["spec"]["storageClassName"] == "gp3"
+
+
+def test_on_eks_the_database_uses_the_clusters_gp3_class_and_only_adds_snapshots() -> None:
+    from bluegreen_helpers import run_program
+
+    from deploy.project import stack_config
+
+    raw = stack_config("prod")
+    assert settings.from_config(raw).cluster == "eks"
+    plan = run_program(raw, "prod")
+    classes = kube_objects(plan, "StorageClass")
+    assert [c.inputs["metadata"]["name"] for c in classes] == ["gp3"]  # the EKS component's, once
+    assert "-cluster" in classes[0].parent.rpartition("::")[2]
+    snapshot_class = one(plan, "VolumeSnapshotClass")
+    assert snapshot_class.inputs["driver"] == classes[0].inputs["provisioner"] == "ebs.csi.aws.com"
+    assert one(plan, "PersistentVolumeClaim", "data-percona-blue").inputs["spec"]["storageClassName"] == "gp3"
+    addons = [r.inputs.get("addonName") for r in plan.resources if r.type == "aws:eks/addon:Addon"]
+    assert {"aws-ebs-csi-driver", "snapshot-controller"} <= set(addons)
+    # The storage component installs no driver of its own on EKS.
+    storage = [r for r in plan.resources if "SnapshotStorage$" in r.urn]
+    assert [r.type for r in storage] == ["kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshotClass"]
