@@ -549,7 +549,11 @@ def probe_for(stack: StackLike, context: Optional[str], kubeconfig: Optional[str
     if "kubeconfig" in outputs:
         value = outputs["kubeconfig"].value
         return KubectlProbe.with_kubeconfig_text(value if isinstance(value, str) else json.dumps(value))
-    raise WorkflowError(f"cannot tell which cluster stack {stack.name} runs on: pass --context (e.g. after `aws eks update-kubeconfig`) or --kubeconfig, or export the cluster's kubeconfig as the stack output `kubeconfig`")
+    raise WorkflowError(
+        f"cannot tell which cluster stack {stack.name} runs on: pass --context (e.g. after "
+        "`aws eks update-kubeconfig`) or --kubeconfig, or export the cluster's kubeconfig as the stack output "
+        "`kubeconfig`"
+    )
 
 
 def run(
