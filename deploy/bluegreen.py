@@ -199,7 +199,9 @@ class Workflow:
 
     def _set_read_only(self, db: DatabaseSettings, colour: str, read_only: bool) -> None:
         if read_only:
-            sql = "SET GLOBAL super_read_only = ON"
+            # Enabling read_only waits for running transactions to commit: give up after a minute
+            # rather than hang behind a long transaction.
+            sql = "SET SESSION lock_wait_timeout = 60; SET GLOBAL super_read_only = ON"
         else:
             sql = "SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF"
         self.probe.query(db.namespace, self.pod(db, colour), sql)
@@ -484,7 +486,12 @@ class KubectlProbe:
         if self.context:
             command += ["--context", self.context]
         command += list(args)
-        result = self._run(command, capture_output=True, text=True, timeout=300, check=False)
+        try:
+            result = self._run(command, capture_output=True, text=True, timeout=300, check=False)
+        except subprocess.TimeoutExpired as error:
+            raise ProbeError(f"kubectl {' '.join(args[:4])} did not answer within {error.timeout:.0f} s") from error
+        except FileNotFoundError as error:
+            raise ProbeError("kubectl is not installed (or not on PATH)") from error
         if result.returncode != 0:
             raise ProbeError(f"kubectl {' '.join(args[:4])} failed: {result.stderr.strip()}")
         return result.stdout

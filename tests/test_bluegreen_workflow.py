@@ -99,7 +99,7 @@ class FakeProbe:
         self.queries.append((colour, sql))
         target = self.cluster.pods[colour]
         data = self.cluster.volumes[target.claim]
-        if sql == "SET GLOBAL super_read_only = ON":
+        if sql == "SET SESSION lock_wait_timeout = 60; SET GLOBAL super_read_only = ON":
             target.read_only = True
             return []
         if sql == "SET GLOBAL super_read_only = OFF; SET GLOBAL read_only = OFF":
@@ -273,7 +273,7 @@ def test_writes_stop_on_blue_before_the_snapshot(stack: FakeStack, cluster: Fake
     probe = FakeProbe(cluster)
     Workflow(stack, probe, out=lambda _: None, sleep=lambda _: None).upgrade("green", GREEN_IMAGE)
     blue = [sql for colour, sql in probe.queries if colour == "blue"]
-    assert blue[0] == "SET GLOBAL super_read_only = ON"
+    assert blue[0] == "SET SESSION lock_wait_timeout = 60; SET GLOBAL super_read_only = ON"
     with pytest.raises(PermissionError):
         cluster.write("blue", "Inventory.Hardware", 1)
     cluster.write("green", "Inventory.Hardware", 1)
@@ -616,3 +616,16 @@ def test_the_workflow_calls_the_automation_api_with_arguments_it_takes(stack: Fa
         accepted = set(inspect.signature(getattr(auto.Stack, method)).parameters)
         assert kwargs <= accepted, f"auto.Stack.{method} takes no {kwargs - accepted}"
     assert ("up", {"target", "on_output"}) in calls
+
+
+def test_a_kubectl_that_hangs_or_is_missing_is_a_probe_error() -> None:
+    def hang(command: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    def missing(command: list[str], **_: Any) -> subprocess.CompletedProcess[str]:
+        raise FileNotFoundError("kubectl")
+
+    with pytest.raises(bluegreen.ProbeError, match="did not answer within 300 s"):
+        KubectlProbe(None, None, run=hang).query("percona", "percona-blue-0", "SELECT 1")
+    with pytest.raises(bluegreen.ProbeError, match="kubectl is not installed"):
+        KubectlProbe(None, None, run=missing).pod_ready("percona", "percona-blue-0")
