@@ -16,12 +16,15 @@ followed by `pulumi up` through the Automation API:
 5. verify     its pod is ready, it answers a query, and every table has as many rows as in the
               live colour;
 6. switch     `active` becomes the target; a preview must show that only the `percona`
-              Service changes, or the switch is undone before anything is deployed.
+              Service changes, or the switch is undone before anything is deployed; the
+              `pulumi up` that follows targets that Service alone.
 
 The old colour stays, read-only, for `--rollback`. Every step checks what is already done, so
-running the same command again resumes where it stopped. Cluster queries go through a
-`ClusterProbe` (kubectl here; tests use a fake), Pulumi through a `StackLike` (an Automation
-API stack; tests use a fake).
+running the same command again resumes where it stopped; if a step fails after the freeze, the
+live colour stays read-only (nothing written goes missing) until the command is run again or
+`--rollback` lifts the freeze. Cluster queries go through a `ClusterProbe` (kubectl here; tests
+use a fake), Pulumi through deploy.automation's `StackLike` (`open_stack`: the policy pack is
+attached to every preview and up; tests use a fake).
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ SECTION = "scaleplane:database"
 SERVICE_TYPE = "kubernetes:core/v1:Service"
 COMPONENT_TYPE = "scaleplane:database:BlueGreenDatabase"
 
-#: The one key the workflow validates beside its own section, and where it reads the cluster.
+#: Validated with the database section (the database needs it).
 STORAGE = "scaleplane:storage"
+#: Where the workflow finds the cluster's kubeconfig context, for stacks on an existing cluster.
 EXISTING_CLUSTER = "scaleplane:existingCluster"
 
 
