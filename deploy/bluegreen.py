@@ -33,6 +33,7 @@ import argparse
 import copy
 import json
 import os
+import re
 import subprocess
 import tempfile
 import time
@@ -107,6 +108,17 @@ def get_section(stack: StackLike, key: str) -> Optional[Any]:
     return json.loads(value.value) if isinstance(value.value, str) else value.value
 
 
+def config_path(*parts: str) -> str:
+    """`scaleplane:database.a.b`, with names that are not identifiers (snapshot names) in brackets.
+
+    Pulumi's strict property-path syntax takes `.name` only for [A-Za-z_$][A-Za-z0-9_$]*.
+    """
+    key = SECTION
+    for part in parts:
+        key += f".{part}" if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", part) else f'["{part}"]'
+    return key
+
+
 def _as_path_value(value: Any) -> str:
     """`pulumi config set --path` stores "true"/"false" as booleans and everything else as given."""
     if isinstance(value, bool):
@@ -178,7 +190,7 @@ class Workflow:
             node[path[-1]] = value
             # The program's own validation: refused, naming the key, before anything changes.
             self._validate(current, storage)
-            writes.append((".".join((SECTION, *path)), _as_path_value(value)))
+            writes.append((config_path(*path), _as_path_value(value)))
         if not writes:
             self.out(f"  {what}: already in the stack config")
             return False

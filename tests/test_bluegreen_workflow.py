@@ -147,7 +147,11 @@ class FakeStack:
 
     def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
         assert path, "the workflow sets values inside the section, by path"
-        top, *parts = key.split(".")
+        top, _, path = key.partition(".")
+        parts = [quoted or plain for plain, quoted in re.findall(r'\.?([A-Za-z_$][A-Za-z0-9_$]*)|\["([^"]+)"\]', path)]
+        assert "".join(f".{p}" if re.fullmatch(r"[A-Za-z_$][A-Za-z0-9_$]*", p) else f'["{p}"]' for p in parts) == (
+            "." + path if not path.startswith("[") else path
+        ), f"not a strict Pulumi property path: {key}"
         document = json.loads(self.raw[top])
         node = document
         for part in parts[:-1]:
@@ -554,7 +558,7 @@ def test_each_write_leaves_a_config_that_restores_from_the_snapshot(stack: FakeS
     writes = [entry for entry in stack.log if entry.startswith("set")]
     snapshot = f"blue-{NOW}"
     assert writes == [
-        f"set scaleplane:database.snapshots.{snapshot}.source=data-percona-blue",
+        f'set scaleplane:database.snapshots["{snapshot}"].source=data-percona-blue',
         f"set scaleplane:database.colours.green.restoreFrom={snapshot}",
         f"set scaleplane:database.colours.green.image={GREEN_IMAGE}",
         "set scaleplane:database.active=green",
