@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
 from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
+from settings.traffic import IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings
 from settings.workloads import (
     LoadTestSettings,
     MetricsServerSettings,
@@ -57,6 +58,11 @@ class Settings:
     todo: TodoSettings = TodoSettings()
     minio: MinioSettings = MinioSettings()
     load_test: LoadTestSettings = LoadTestSettings()
+    #: Traffic sections: each belongs to one balancer or mesh choice (checked below).
+    metallb: Optional[MetalLBSettings] = None
+    nlb: Optional[NlbSettings] = None
+    istio: Optional[IstioSettings] = None
+    linkerd: Optional[LinkerdSettings] = None
 
     @model_validator(mode="after")
     def _cluster_section_matches_kind(self) -> Self:
@@ -71,6 +77,32 @@ class Settings:
             if kind != self.cluster and section is not None:
                 raise ValueError(f"scaleplane:{key} is set but cluster is '{self.cluster}'")
         return self
+
+    @model_validator(mode="after")
+    def _traffic_sections_match_choices(self) -> Self:
+        for section, owner, wanted, required in (
+            ("metallb", "balancer", "metallb", True),
+            ("nlb", "balancer", "aws-nlb", True),
+            ("istio", "mesh", "istio", False),
+            ("linkerd", "mesh", "linkerd", False),
+        ):
+            chosen = getattr(self, owner)
+            present = getattr(self, section) is not None
+            if required and chosen == wanted and not present:
+                raise ValueError(f"{owner} is '{wanted}' but {NAMESPACE}:{section} is not set")
+            if present and chosen != wanted:
+                raise ValueError(f"{NAMESPACE}:{section} is set but {owner} is '{chosen}'")
+        return self
+
+    @property
+    def istio_settings(self) -> IstioSettings:
+        """The istio section, or its defaults when the stack leaves it out."""
+        return self.istio or IstioSettings()
+
+    @property
+    def linkerd_settings(self) -> LinkerdSettings:
+        """The linkerd section, or its defaults when the stack leaves it out."""
+        return self.linkerd or LinkerdSettings()
 
 
 _ADAPTER = TypeAdapter(Settings)
