@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 from itertools import pairwise
-from typing import Literal, Optional, Union
+from typing import Annotated, Literal, Optional, Self, Union
 
 from pydantic import AfterValidator, Field, model_validator
-from typing import Annotated, Self
 
 from settings.base import settings
 
