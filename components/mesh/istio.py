@@ -15,6 +15,8 @@ from components.kube import MANAGED_BY, child_opts, namespace
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
 IMAGE_HUB = "docker.io/istio"
+#: Every Istio CRD, as the base chart of the same release ships them.
+CRDS_URL = "https://raw.githubusercontent.com/istio/istio/{version}/manifests/charts/base/files/crd-all.gen.yaml"
 #: The gateway's name: its pods are labelled `istio: <name without "istio-">`, which is what
 #: Gateway resources select on (`istio: ingressgateway`).
 GATEWAY_NAME = "istio-ingressgateway"
@@ -48,8 +50,8 @@ class IstioMesh(pulumi.ComponentResource):
 
     The gateway's LoadBalancer Service is made by the stack's `Balancer` (so it carries the
     NLB/MetalLB settings like every other exposed Service) and `ingress_host` is its address.
-    Everything is a Pulumi resource, CRDs included (the base chart templates them), so
-    `pulumi destroy` uninstalls Istio completely. Application namespaces opt in to sidecars
+    Everything is a Pulumi resource, the CRDs included, so `pulumi destroy` uninstalls Istio
+    completely. Application namespaces opt in to sidecars
     with `namespace_labels()`; `route_http()` publishes a Service through the gateway.
     """
 
@@ -76,11 +78,20 @@ class IstioMesh(pulumi.ComponentResource):
         system_ns = namespace(f"{name}-namespace", args.namespace, self, provider)
         gateway_ns = namespace(f"{name}-gateway-namespace", args.gateway_namespace, self, provider)
 
+        # The CRDs as plain Pulumi resources from the release's own CRD file (the one the base
+        # chart templates): the chart marks them helm.sh/resource-policy: keep, so `helm
+        # uninstall` (Release) and Chart v4 (which maps keep to retainOnDelete) would both leave
+        # them behind. Owned here, they are upgraded with `version` before the charts, and
+        # `pulumi destroy` deletes them: the uninstall is clean.
+        self.crds = k8s.yaml.v2.ConfigFile(
+            f"{name}-crds",
+            file=CRDS_URL.format(version=args.version),
+            opts=child_opts(self, provider),
+        )
         # All three charts as helm.v3.Release: Istio documents and supports Helm releases as its
         # install and upgrade path (revision-based canary upgrades, `helm rollback` of the control
-        # plane); istiod patches the caBundle of the webhooks the charts ship at runtime, which
-        # inside a release is not drift for Pulumi to fight. The base chart templates its CRDs
-        # (base.enableCRDTemplates), so Helm upgrades them and `pulumi destroy` removes them.
+        # plane), and istiod patches the caBundle of the webhooks the charts ship at runtime, which
+        # inside a release is not drift for Pulumi to fight.
         self.base = k8s.helm.v3.Release(
             f"{name}-base",
             name="istio-base",
@@ -89,8 +100,9 @@ class IstioMesh(pulumi.ComponentResource):
             repository_opts=repository,
             namespace=system_ns.metadata["name"],
             values=self.base_values(args),
+            skip_crds=True,
             max_history=10,
-            opts=child_opts(self, provider),
+            opts=child_opts(self, provider, depends_on=[self.crds]),
         )
         # istiod after base: its validating webhook and CRD watches need base's objects.
         self.istiod = k8s.helm.v3.Release(
@@ -158,7 +170,8 @@ class IstioMesh(pulumi.ComponentResource):
     # `_internal_defaults_do_not_set`, which users must never set themselves.
     @staticmethod
     def base_values(args: IstioMeshArgs) -> dict[str, Any]:
-        return {"global": {"istioNamespace": args.namespace}}
+        # CRDs come from self.crds, not from the chart's templates (see __init__).
+        return {"global": {"istioNamespace": args.namespace}, "base": {"enableCRDTemplates": False}}
 
     @staticmethod
     def istiod_values(args: IstioMeshArgs) -> dict[str, Any]:
@@ -205,7 +218,7 @@ class IstioMesh(pulumi.ComponentResource):
         (the playbook's minio-gateway and minio). `depends_on`: what creates the namespace.
         """
         gateway_name = f"{service}-gateway"
-        after = [self.base, self.istiod, *depends_on]  # CRDs and the validating webhook first
+        after = [self.crds, self.istiod, *depends_on]  # CRDs and the validating webhook first
         gateway = k8s.apiextensions.CustomResource(
             f"{self._name}-{service}-gateway",
             api_version="networking.istio.io/v1",
