@@ -177,7 +177,9 @@ class IstioMesh(pulumi.ComponentResource):
     def istiod_values(args: IstioMeshArgs) -> dict[str, Any]:
         return {
             "global": {"istioNamespace": args.namespace, "hub": IMAGE_HUB, "tag": args.version},
-            "pilot": {"autoscaleEnabled": False, "replicaCount": args.pilot_replicas},
+            # istiod's own settings are top-level keys of this chart (no `pilot.` prefix).
+            "autoscaleEnabled": False,
+            "replicaCount": args.pilot_replicas,
         }
 
     @staticmethod
