@@ -49,6 +49,7 @@ class MetalLB(pulumi.ComponentResource):
     ready: list[pulumi.Resource]
     load_balancer_class: Optional[str]
     pool_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
 
     def __init__(
         self,
@@ -108,7 +109,8 @@ class MetalLB(pulumi.ComponentResource):
         self.ready = [pool, advertisement]
         self.load_balancer_class = args.load_balancer_class
         self.pool_name = pulumi.Output.from_input(args.pool_name)
-        self.register_outputs({"pool_name": self.pool_name, "namespace": ns.metadata["name"]})
+        self.namespace = ns.metadata["name"]
+        self.register_outputs({"pool_name": self.pool_name, "namespace": self.namespace})
 
     @staticmethod
     def chart_values(args: MetalLBArgs) -> dict[str, Any]:
