@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer
-from components.kube import app_labels, child_opts, namespace
+from components.kube import app_labels, child_opts, namespace, restricted_security_context
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
@@ -183,7 +183,11 @@ class Emojivoto(pulumi.ComponentResource):
                 "selector": {"matchLabels": selector},
                 "template": {
                     "metadata": {"labels": {**_labels(app), **selector}},
-                    "spec": {"serviceAccountName": app, "containers": [container]},
+                    # The Go services need no privileges and listen above 1024: run them restricted.
+                    "spec": {
+                        "serviceAccountName": app,
+                        "containers": [{**container, "securityContext": restricted_security_context()}],
+                    },
                 },
             },
             opts=child_opts(self, self._provider, depends_on=[*depends_on, account]),
