@@ -279,6 +279,7 @@ def test_emojivoto_runs_meshed_with_pinned_images(plan: mockrun.PlanResult) -> N
         container = deployment.inputs["spec"]["template"]["spec"]["containers"][0]
         assert container["livenessProbe"] and container["readinessProbe"], name
         assert container["resources"]["requests"]["cpu"], name
+        assert container["securityContext"]["runAsNonRoot"] is True, name
 
 
 def test_emojivoto_services_and_exposed_web(plan: mockrun.PlanResult) -> None:
