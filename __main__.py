@@ -34,7 +34,7 @@ if config.metrics_server.enabled:
 # --- Traffic (recipes 3-5): load balancer and service mesh ------------------------------------
 # Application namespaces join the mesh through mesh.namespace_labels()/namespace_annotations();
 # their pods wait for mesh.ready (the injector), exposed Services for balancer.ready.
-balancer = balancer_for(f"{env}-balancer", config, provider)
+balancer = balancer_for(f"{env}-balancer", config, provider, cluster.load_balancer_ready)
 mesh = mesh_for(f"{env}-mesh", config, provider, balancer)
 after_mesh = pulumi.ResourceOptions(depends_on=mesh.ready)
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import runpy
+
 import pytest
 from test_mesh_linkerd import CREDENTIALS, fake_provider_outputs
 from traffic_support import covered, plain_occurrences
 
 from deploy import mockrun
-from deploy.project import STACKS
+from deploy.project import PROJECT_DIR, STACKS, stack_config
 
 #: The URLs (and ingress facts) each stack exports.
 EXPORTED = {
@@ -24,11 +27,25 @@ def previews() -> dict[str, mockrun.PlanResult]:
     return {stack: mockrun.run_stack(stack, preview=True) for stack in STACKS}
 
 
+def update(stack: str) -> mockrun.PlanResult:
+    """The stack's program as `pulumi up` runs it (not a preview), on an existing cluster.
+
+    Creating EKS or kops clusters needs their own tools' answers; the traffic layer does not
+    depend on how the cluster came to be, so these runs keep the stack's traffic settings and
+    swap the cluster for a kubeconfig context.
+    """
+    config = {k: v for k, v in stack_config(stack).items() if k not in ("scaleplane:eks", "scaleplane:kops")}
+    config["scaleplane:cluster"] = "existing"
+    config["scaleplane:existingCluster"] = json.dumps({"context": stack})
+    main = str(PROJECT_DIR / "__main__.py")
+    return mockrun.run(stack, config, lambda: runpy.run_path(main, run_name="__pulumi_main__"), preview=False)
+
+
 @pytest.fixture(scope="module")
 def updates() -> dict[str, mockrun.PlanResult]:
     with pytest.MonkeyPatch.context() as monkeypatch:
         fake_provider_outputs(monkeypatch)
-        return {stack: mockrun.run_stack(stack, preview=False) for stack in STACKS}
+        return {stack: update(stack) for stack in STACKS}
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -115,3 +132,16 @@ def test_istio_stacks_route_minio_through_the_gateway(previews: dict[str, mockru
         for route in routes.values():
             assert namespace.urn in route.dependencies, "routes must wait for MinIO's namespace"
             assert route.inputs["metadata"]["namespace"] == namespace.inputs["metadata"]["name"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_nlb_services_wait_for_the_aws_load_balancer_controller(
+    previews: dict[str, mockrun.PlanResult], stack: str
+) -> None:
+    plan = previews[stack]
+    controller = next(r for r in plan.resources if r.name.endswith("-load-balancer-controller") and r.custom)
+    services = [r for r in plan.resources if r.type == "kubernetes:core/v1:Service"]
+    exposed = [r for r in services if r.inputs["spec"].get("type") == "LoadBalancer"]
+    assert exposed
+    for service in exposed:
+        assert controller.urn in service.dependencies, f"{service.name}: the controller's webhook fails closed"

@@ -81,11 +81,17 @@ class Balancer:
         return cls(kind="cloud")
 
     @classmethod
-    def aws_nlb(cls, scheme: Literal["internet-facing", "internal"]) -> Balancer:
-        """An NLB per Service from the AWS Load Balancer Controller, its scheme always stated."""
+    def aws_nlb(
+        cls, scheme: Literal["internet-facing", "internal"], controller: Sequence[pulumi.Resource] = ()
+    ) -> Balancer:
+        """An NLB per Service from the AWS Load Balancer Controller, its scheme always stated.
+
+        `controller`: what installs the controller. Its Service webhook fails closed, so Services
+        created before it is ready would be refused.
+        """
         if scheme not in ("internet-facing", "internal"):
             raise ValueError(f"Balancer.aws_nlb: scheme must be internet-facing or internal, not {scheme!r}")
-        return cls(kind="aws-nlb", annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme})
+        return cls(kind="aws-nlb", annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme}, ready=controller)
 
     @classmethod
     def metallb(cls, metallb: MetalLB) -> Balancer:
@@ -165,9 +171,14 @@ def balancer_for(
     name: str,
     settings: Settings,
     provider: pulumi.ProviderResource,
+    cluster_ready: Sequence[pulumi.Resource] = (),
     opts: Optional[pulumi.ResourceOptions] = None,
 ) -> Balancer:
-    """The balancer the stack's `balancer` setting names; MetalLB is installed here when chosen."""
+    """The balancer the stack's `balancer` setting names; MetalLB is installed here when chosen.
+
+    `cluster_ready`: what the cluster runs for its own balancer (the cluster component's
+    `load_balancer_ready`: the AWS Load Balancer Controller on EKS).
+    """
     if settings.balancer == "metallb":
         assert settings.metallb is not None  # settings validation guarantees it
         section = settings.metallb
@@ -188,5 +199,5 @@ def balancer_for(
         return Balancer.metallb(metallb)
     if settings.balancer == "aws-nlb":
         assert settings.nlb is not None  # settings validation guarantees it
-        return Balancer.aws_nlb(settings.nlb.scheme)
-    return Balancer.cloud()
+        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready)
+    return Balancer(kind="cloud", ready=cluster_ready)
