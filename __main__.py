@@ -3,8 +3,10 @@
 import pulumi
 
 import settings
+from components.balancer import balancer_for
 from components.cluster import cluster_for
 from components.loadtest import LoadTest, LoadTestArgs
+from components.mesh import IstioMesh, LinkerdMesh, mesh_for
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.minio import Minio, MinioArgs
 from components.todo import TodoApp, TodoAppArgs
@@ -29,12 +31,55 @@ if config.metrics_server.enabled:
         provider,
     )
 
+# --- Traffic (recipes 3-5): load balancer and service mesh ------------------------------------
+# Application namespaces join the mesh through mesh.namespace_labels()/namespace_annotations();
+# their pods wait for mesh.ready (the injector), exposed Services for balancer.ready.
+balancer = balancer_for(f"{env}-balancer", config, provider, cluster.load_balancer_ready)
+mesh = mesh_for(f"{env}-mesh", config, provider, balancer)
+after_mesh = pulumi.ResourceOptions(depends_on=mesh.ready)
+
 # --- Workloads --------------------------------------------------------------------------------
-todo = TodoApp(f"{env}-todo", TodoAppArgs(settings=config.todo, environment=env), provider)
+todo = TodoApp(
+    f"{env}-todo",
+    TodoAppArgs(
+        settings=config.todo,
+        environment=env,
+        namespace_labels=mesh.namespace_labels(),
+        namespace_annotations=mesh.namespace_annotations(),
+        service_annotations=balancer.service_annotations(),
+        load_balancer_class=balancer.load_balancer_class,
+        service_depends_on=balancer.ready,
+    ),
+    provider,
+    after_mesh,
+)
 
 minio = None
 if config.minio.enabled:
-    minio = Minio(f"{env}-minio", MinioArgs(settings=config.minio, environment=env), provider)
+    minio = Minio(
+        f"{env}-minio",
+        MinioArgs(
+            settings=config.minio,
+            environment=env,
+            namespace_labels=mesh.namespace_labels(),
+            namespace_annotations=mesh.namespace_annotations(),
+        ),
+        provider,
+        after_mesh,
+    )
+    # Recipe 3: MinIO behind the stack's balancer; recipe 4: and behind Istio's gateway.
+    minio_service = balancer.expose(
+        "minio-service",
+        namespace=minio.namespace,
+        selector={"app": "minio"},
+        port=9000,
+        target_port=9000,
+        parent=None,
+        provider=provider,
+        depends_on=[minio],
+    )
+    if isinstance(mesh, IstioMesh):
+        mesh.route_http("minio", namespace=config.minio.namespace, port=9000, depends_on=[minio])
 
 if config.load_test.enabled:
     LoadTest(
@@ -50,10 +95,23 @@ if config.load_test.enabled:
 # --- Outputs ----------------------------------------------------------------------------------
 pulumi.export("environment", env)
 pulumi.export("clusterName", cluster.name)
+pulumi.export("balancer", config.balancer)
+pulumi.export("mesh", config.mesh)
 pulumi.export("todoUrl", todo.url)
 pulumi.export("todoNamespace", todo.namespace)
 if minio is not None:
     pulumi.export("minioNamespace", minio.namespace)
+    pulumi.export("minioUrl", minio_service.url)
+if isinstance(mesh, IstioMesh):
+    pulumi.export("istioIngressHost", mesh.ingress_host)
+    pulumi.export("istioIngressHttpPort", mesh.ingress_http_port)
+    pulumi.export("istioIngressHttpsPort", mesh.ingress_https_port)
+if isinstance(mesh, LinkerdMesh):
+    pulumi.export("linkerdDashboardUrl", mesh.dashboard_url)
+    pulumi.export("linkerdDashboardUser", mesh.dashboard_user)
+    pulumi.export("linkerdDashboardPassword", mesh.dashboard_password)
+    if mesh.emojivoto_url is not None:
+        pulumi.export("emojivotoUrl", mesh.emojivoto_url)
 
 # --- Recipe 7: snapshot-capable storage and the blue/green Percona database ------------------
 # After the cluster: on EKS the cluster installs the EBS CSI driver and snapshot controller

@@ -100,6 +100,8 @@ def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Path = CRD_DIR
                 "properties": {
                     k: v for k, v in schema.get("properties", {}).items() if k not in ("apiVersion", "kind", "metadata")
                 },
+                # metadata is checked by the API server, not here (some CRDs list it as required).
+                "required": [k for k in schema.get("required", []) if k not in ("apiVersion", "kind", "metadata")],
             }
         )
     )

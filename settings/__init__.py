@@ -18,6 +18,7 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
 from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
+from settings.traffic import IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings
 from settings.database import DatabaseSettings
 from settings.storage import StorageSettings
 from settings.workloads import (
@@ -59,6 +60,11 @@ class Settings:
     todo: TodoSettings = TodoSettings()
     minio: MinioSettings = MinioSettings()
     load_test: LoadTestSettings = LoadTestSettings()
+    #: Traffic sections: each belongs to one balancer or mesh choice (checked below).
+    metallb: Optional[MetalLBSettings] = None
+    nlb: Optional[NlbSettings] = None
+    istio: Optional[IstioSettings] = None
+    linkerd: Optional[LinkerdSettings] = None
     #: Snapshot-capable storage (CSI driver, StorageClass, VolumeSnapshotClass); None: none installed.
     storage: Optional[StorageSettings] = None
     #: The blue/green Percona database; None: not deployed. Needs `storage`.
@@ -86,6 +92,32 @@ class Settings:
                 "snapshot-capable StorageClass and VolumeSnapshotClass"
             )
         return self
+
+    @model_validator(mode="after")
+    def _traffic_sections_match_choices(self) -> Self:
+        for section, owner, wanted, required in (
+            ("metallb", "balancer", "metallb", True),
+            ("nlb", "balancer", "aws-nlb", True),
+            ("istio", "mesh", "istio", False),
+            ("linkerd", "mesh", "linkerd", False),
+        ):
+            chosen = getattr(self, owner)
+            present = getattr(self, section) is not None
+            if required and chosen == wanted and not present:
+                raise ValueError(f"{owner} is '{wanted}' but {NAMESPACE}:{section} is not set")
+            if present and chosen != wanted:
+                raise ValueError(f"{NAMESPACE}:{section} is set but {owner} is '{chosen}'")
+        return self
+
+    @property
+    def istio_settings(self) -> IstioSettings:
+        """The istio section, or its defaults when the stack leaves it out."""
+        return self.istio or IstioSettings()
+
+    @property
+    def linkerd_settings(self) -> LinkerdSettings:
+        """The linkerd section, or its defaults when the stack leaves it out."""
+        return self.linkerd or LinkerdSettings()
 
 
 _ADAPTER = TypeAdapter(Settings)

@@ -38,3 +38,15 @@ def stack_plans() -> dict[str, mockrun.PlanResult]:
 @pytest.fixture(params=STACKS)
 def stack_plan(request: pytest.FixtureRequest, stack_plans: dict[str, mockrun.PlanResult]) -> mockrun.PlanResult:
     return stack_plans[request.param]
+
+
+@pytest.fixture(autouse=True)
+def _no_config_left_from_earlier_programs() -> None:
+    """mockrun.run sets the process-wide Pulumi config of the stack it ran; start each test without it.
+
+    (Code that reads config at call time, such as the policy pack, would otherwise judge by
+    whichever stack an earlier test happened to run last.)
+    """
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config({}, [])

@@ -244,7 +244,10 @@ def test_kubeconfig_stays_unknown_in_preview(prod: mockrun.PlanResult) -> None:
 def test_load_balancer_controller_only_with_the_aws_nlb_balancer(
     prod: mockrun.PlanResult, deployed: mockrun.PlanResult
 ) -> None:
-    assert "prod-cluster-load-balancer-controller" not in _by_name(prod, "kubernetes:helm.sh/v3:Release")
+    cloud = {k: v for k, v in stack_config("prod").items() if k != "scaleplane:nlb"}
+    cloud["scaleplane:balancer"] = "cloud"
+    without = mockrun.run("prod", cloud, _program)
+    assert "prod-cluster-load-balancer-controller" not in _by_name(without, "kubernetes:helm.sh/v3:Release")
     controller = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-load-balancer-controller"].inputs
     assert controller["values"]["clusterName"] == "scaleplane-prod"
     assert controller["values"]["region"] == "us-east-1"

@@ -265,7 +265,7 @@ def test_scripts_stop_with_a_clear_message_when_kops_is_missing(tmp_path: Path, 
 
 
 def test_aws_nlb_balancer_enables_kops_load_balancer_controller() -> None:
-    config = {**_dev_config(), "scaleplane:balancer": "aws-nlb"}
+    config = {**_dev_config(), "scaleplane:balancer": "aws-nlb", "scaleplane:nlb": json.dumps({"scheme": "internal"})}
     cluster = _specs(mockrun.run("dev", config, _program))[0]
     assert cluster["spec"]["awsLoadBalancerController"] == {"enabled": True}
     assert "awsLoadBalancerController" not in _specs(mockrun.run("dev", _dev_config(), _program))[0]["spec"]

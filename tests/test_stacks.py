@@ -68,6 +68,14 @@ def test_no_credential_reaches_a_plain_input(stack_plan: mockrun.PlanResult) -> 
             assert resource.secret_paths, f"{resource.name} carries data that is not marked secret"
 
 
+def test_stacks_differ_in_shape(stack_plans: dict[str, mockrun.PlanResult]) -> None:
+    shapes = {
+        stack: tuple(sorted((r.type, str(r.inputs.get("spec", {}).get("replicas"))) for r in plan.resources))
+        for stack, plan in stack_plans.items()
+    }
+    assert len(set(shapes.values())) == len(shapes)
+
+
 def test_schema_check_catches_a_broken_object(stack_plans: dict[str, mockrun.PlanResult]) -> None:
     deployment = next(r for r in stack_plans["prod"].resources if r.type == "kubernetes:apps/v1:Deployment")
     broken = copy.deepcopy(deployment.inputs)

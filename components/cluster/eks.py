@@ -330,8 +330,10 @@ class EksCluster(pulumi.ComponentResource):
         ready: list[pulumi.Resource] = [*node_groups, coredns]
         if eks.cluster_autoscaler.enabled:
             self._cluster_autoscaler(autoscaler_tag, ready)
+        #: What LoadBalancer Services must wait for: the controller's Service webhook fails closed.
+        self.load_balancer_ready: list[pulumi.Resource] = []
         if args.load_balancer_controller:
-            self._load_balancer_controller(vpc.id, ready)
+            self.load_balancer_ready.append(self._load_balancer_controller(vpc.id, ready))
 
         self.register_outputs(
             {

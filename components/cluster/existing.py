@@ -36,4 +36,6 @@ class ExistingCluster(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = pulumi.Output.from_input(args.context)
+        #: Whatever serves LoadBalancer Services on this cluster is already there.
+        self.load_balancer_ready: list[pulumi.Resource] = []
         self.register_outputs({"name": self.name})

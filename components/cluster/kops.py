@@ -313,6 +313,9 @@ class KopsCluster(pulumi.ComponentResource):
         self.kubeconfig = pulumi.Output.secret(cluster.stdout)
         self.endpoint = pulumi.Output.unsecret(cluster.stdout.apply(_server_of))
         self.oidc_issuer = pulumi.Output.from_input(None)
+        #: The cluster with its add-ons (the AWS Load Balancer Controller when asked for) comes up
+        #: with this command: LoadBalancer Services wait for it.
+        self.load_balancer_ready: list[pulumi.Resource] = [cluster]
         self.provider = k8s.Provider(
             f"{name}-provider", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
         )

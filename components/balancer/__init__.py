@@ -1,0 +1,203 @@
+"""How LoadBalancer Services get an external address, and the one way this program exposes one.
+
+`Balancer` is a value: the annotations and load-balancer class every exposed Service carries,
+and the resources an exposed Service must wait for (MetalLB's address pool; nothing for cloud
+balancers). `Balancer.expose()` is the intent: "put this selector behind an external address"
+and hand back the Service and its reachable URL. `balancer_for()` picks the balancer the stack's
+`balancer` setting names, installing MetalLB where that is the choice.
+
+The URL is built from whatever the provider reports (an AWS hostname or a MetalLB IP; see
+components.kube.load_balancer_url): unknown during preview, never invented.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.balancer.metallb import MetalLB, MetalLBArgs
+from components.kube import MANAGED_BY, child_opts, load_balancer_url
+from settings import Settings
+
+__all__ = ["AWS_NLB_ANNOTATIONS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
+
+#: Annotations that hand a Service to the AWS Load Balancer Controller as an NLB with IP targets
+#: (the scheme is added per stack). "external" keeps the legacy in-tree controller off it.
+AWS_NLB_ANNOTATIONS = {
+    "service.beta.kubernetes.io/aws-load-balancer-type": "external",
+    "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
+}
+AWS_NLB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+
+
+@dataclass(frozen=True)
+class Port:
+    """One port of an exposed Service."""
+
+    name: str
+    port: int
+    target_port: int
+    protocol: Literal["TCP", "UDP"] = "TCP"
+
+    def __post_init__(self) -> None:
+        for field_name in ("port", "target_port"):
+            value = getattr(self, field_name)
+            if not 1 <= value <= 65535:
+                raise ValueError(f"Port.{field_name} must be within 1..65535, not {value}")
+
+    def render(self) -> dict[str, Any]:
+        return {"name": self.name, "port": self.port, "targetPort": self.target_port, "protocol": self.protocol}
+
+
+@dataclass(frozen=True)
+class Exposed:
+    """An exposed Service and the URL its first port is reachable at."""
+
+    service: k8s.core.v1.Service
+    #: scheme://host-or-ip:port; unknown until the balancer assigns an address.
+    url: pulumi.Output[Optional[str]]
+    #: The address alone (hostname or IP).
+    host: pulumi.Output[Optional[str]]
+
+
+@dataclass(frozen=True)
+class Balancer:
+    """What every exposed Service needs from the stack's balancer."""
+
+    kind: Literal["metallb", "aws-nlb", "cloud"]
+    annotations: Mapping[str, str] = field(default_factory=dict)
+    #: spec.loadBalancerClass of exposed Services; None leaves it to the cluster's default.
+    load_balancer_class: Optional[str] = None
+    #: Exposed Services depend on these (MetalLB's address pool must exist to hand out an IP).
+    ready: Sequence[pulumi.Resource] = ()
+
+    @classmethod
+    def cloud(cls) -> Balancer:
+        """The cloud controller's default balancer (kops on AWS: a Classic/NLB from the in-tree controller)."""
+        return cls(kind="cloud")
+
+    @classmethod
+    def aws_nlb(
+        cls, scheme: Literal["internet-facing", "internal"], controller: Sequence[pulumi.Resource] = ()
+    ) -> Balancer:
+        """An NLB per Service from the AWS Load Balancer Controller, its scheme always stated.
+
+        `controller`: what installs the controller. Its Service webhook fails closed, so Services
+        created before it is ready would be refused.
+        """
+        if scheme not in ("internet-facing", "internal"):
+            raise ValueError(f"Balancer.aws_nlb: scheme must be internet-facing or internal, not {scheme!r}")
+        return cls(kind="aws-nlb", annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme}, ready=controller)
+
+    @classmethod
+    def metallb(cls, metallb: MetalLB) -> Balancer:
+        """Addresses from a MetalLB pool; Services wait until the pool and its advertisement exist."""
+        return cls(kind="metallb", load_balancer_class=metallb.load_balancer_class, ready=metallb.ready)
+
+    def service_annotations(self) -> dict[str, str]:
+        """Annotations an exposed Service carries (a fresh dict, safe to extend)."""
+        return dict(self.annotations)
+
+    def service_spec(self, selector: Mapping[str, str], ports: Sequence[Port]) -> dict[str, Any]:
+        """The spec of a LoadBalancer Service behind this balancer."""
+        spec: dict[str, Any] = {
+            "type": "LoadBalancer",
+            "selector": dict(selector),
+            "ports": [port.render() for port in ports],
+        }
+        if self.load_balancer_class:
+            spec["loadBalancerClass"] = self.load_balancer_class
+        return spec
+
+    def expose(
+        self,
+        name: str,
+        *,
+        namespace: pulumi.Input[str],
+        selector: Mapping[str, str],
+        port: int,
+        target_port: Optional[int] = None,
+        parent: Optional[pulumi.Resource],
+        provider: pulumi.ProviderResource,
+        scheme: str = "http",
+        port_name: str = "http",
+        extra_ports: Sequence[Port] = (),
+        labels: Optional[Mapping[str, str]] = None,
+        resource_name: Optional[str] = None,
+        depends_on: Sequence[pulumi.Resource] = (),
+    ) -> Exposed:
+        """A LoadBalancer Service `name` in `namespace` sending `port` to `target_port` of `selector`'s pods.
+
+        The URL is `scheme://<address>:port`. `depends_on` names what must exist first (the
+        namespace's owner); the balancer's own readiness is added here.
+        """
+        if not selector:
+            raise ValueError(f"expose({name!r}): selector must not be empty (it would select every pod)")
+        ports = [Port(port_name, port, target_port or port), *extra_ports]
+        if len({p.name for p in ports}) != len(ports) or len({p.port for p in ports}) != len(ports):
+            raise ValueError(f"expose({name!r}): port names and numbers must be unique")
+        service = k8s.core.v1.Service(
+            resource_name or name,
+            metadata={
+                "name": name,
+                "namespace": namespace,
+                "labels": {**MANAGED_BY, **(labels or {})},
+                "annotations": self.service_annotations(),
+            },
+            spec=self.service_spec(selector, ports),
+            opts=child_opts(parent, provider, depends_on=[*self.ready, *depends_on]),
+        )
+        return Exposed(service=service, url=load_balancer_url(service, scheme, port), host=load_balancer_host(service))
+
+
+def load_balancer_host(service: k8s.core.v1.Service) -> pulumi.Output[Optional[str]]:
+    """The address the balancer reports: a hostname (AWS) or an IP (MetalLB); None while there is none."""
+
+    def pick(status: Any) -> Optional[str]:
+        balancer = getattr(status, "load_balancer", None)
+        ingress = getattr(balancer, "ingress", None) or []
+        if not ingress:
+            return None
+        return ingress[0].hostname or ingress[0].ip or None
+
+    return service.status.apply(pick)
+
+
+def balancer_for(
+    name: str,
+    settings: Settings,
+    provider: pulumi.ProviderResource,
+    cluster_ready: Sequence[pulumi.Resource] = (),
+    opts: Optional[pulumi.ResourceOptions] = None,
+) -> Balancer:
+    """The balancer the stack's `balancer` setting names; MetalLB is installed here when chosen.
+
+    `cluster_ready`: what the cluster runs for its own balancer (the cluster component's
+    `load_balancer_ready`: the AWS Load Balancer Controller on EKS).
+    """
+    if settings.balancer == "metallb":
+        assert settings.metallb is not None  # settings validation guarantees it
+        section = settings.metallb
+        metallb = MetalLB(
+            name,
+            MetalLBArgs(
+                addresses=section.addresses,
+                chart_version=section.chart_version,
+                namespace=section.namespace,
+                pool_name=section.pool_name,
+                auto_assign=section.auto_assign,
+                avoid_buggy_ips=section.avoid_buggy_ips,
+                load_balancer_class=section.load_balancer_class,
+            ),
+            provider,
+            opts,
+        )
+        return Balancer.metallb(metallb)
+    if settings.balancer == "aws-nlb":
+        assert settings.nlb is not None  # settings validation guarantees it
+        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready)
+    return Balancer(kind="cloud", ready=cluster_ready)

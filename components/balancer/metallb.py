@@ -1,0 +1,139 @@
+"""MetalLB: LoadBalancer addresses on clusters without a cloud balancer (kind, k3d, bare metal)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.kube import MANAGED_BY, child_opts, namespace
+from settings.traffic import address_bounds
+
+CHART_REPOSITORY = "https://metallb.github.io/metallb"
+
+#: The speaker runs with hostNetwork and NET_RAW to answer ARP/NDP for the service addresses:
+#: the namespace must admit privileged pods, whatever the cluster's default Pod Security level.
+PRIVILEGED_NAMESPACE_LABELS = {
+    "pod-security.kubernetes.io/enforce": "privileged",
+    "pod-security.kubernetes.io/audit": "privileged",
+    "pod-security.kubernetes.io/warn": "privileged",
+}
+
+
+@dataclass(frozen=True)
+class MetalLBArgs:
+    #: Address ranges (CIDRs or "first-last"); validated again here for callers outside settings.
+    addresses: Sequence[str]
+    #: metallb chart version (0.16.1 is the pinned reference).
+    chart_version: str = "0.16.1"
+    namespace: str = "metallb-system"
+    #: Name of the IPAddressPool and its L2Advertisement.
+    pool_name: str = "default"
+    auto_assign: bool = True
+    avoid_buggy_ips: bool = False
+    #: None: MetalLB serves every LoadBalancer Service without a class.
+    load_balancer_class: Optional[str] = None
+
+
+class MetalLB(pulumi.ComponentResource):
+    """MetalLB in layer-2 mode: the chart, one address pool and its L2 advertisement.
+
+    Exposed Services must depend on `ready` (the pool and advertisement): MetalLB only assigns
+    addresses from pools that exist, and the pools can only be created once the chart's CRDs
+    and admission webhook are up.
+    """
+
+    ready: list[pulumi.Resource]
+    load_balancer_class: Optional[str]
+    pool_name: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        args: MetalLBArgs,
+        provider: pulumi.ProviderResource,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        if not args.addresses:
+            raise ValueError("MetalLBArgs.addresses must list at least one address range")
+        for text in args.addresses:
+            try:
+                address_bounds(text)
+            except ValueError as error:
+                raise ValueError(f"MetalLBArgs.addresses: {error}") from None
+        super().__init__("scaleplane:balancer:MetalLB", name, None, opts)
+
+        ns = namespace(f"{name}-namespace", args.namespace, self, provider, labels=PRIVILEGED_NAMESPACE_LABELS)
+
+        # helm.v3.Release, not v4.Chart: MetalLB's controller rewrites objects the chart ships (it
+        # fills the webhook certificate Secret and patches caBundle into the CRDs' conversion
+        # webhook and the ValidatingWebhookConfiguration). Inside a Helm release those runtime
+        # edits are not drift Pulumi would fight on every refresh. The CRDs come from the chart's
+        # templated `crds` subchart, so they are upgraded and removed with the release, and the
+        # Release waits (Helm --wait semantics) until the controller serves its webhook.
+        self.chart = k8s.helm.v3.Release(
+            f"{name}-chart",
+            name="metallb",
+            chart="metallb",
+            version=args.chart_version,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=ns.metadata["name"],
+            values=self.chart_values(args),
+            max_history=10,
+            cleanup_on_fail=True,
+            opts=child_opts(self, provider),
+        )
+
+        # Custom resources only after the release: their CRDs and validating webhook come with it.
+        pool = k8s.apiextensions.CustomResource(
+            f"{name}-pool",
+            api_version="metallb.io/v1beta1",
+            kind="IPAddressPool",
+            metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
+            spec=self.pool_spec(args),
+            opts=child_opts(self, provider, depends_on=[self.chart]),
+        )
+        advertisement = k8s.apiextensions.CustomResource(
+            f"{name}-l2-advertisement",
+            api_version="metallb.io/v1beta1",
+            kind="L2Advertisement",
+            metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
+            spec={"ipAddressPools": [args.pool_name]},
+            opts=child_opts(self, provider, depends_on=[self.chart, pool]),
+        )
+
+        self.ready = [pool, advertisement]
+        self.load_balancer_class = args.load_balancer_class
+        self.pool_name = pulumi.Output.from_input(args.pool_name)
+        self.namespace = ns.metadata["name"]
+        self.register_outputs({"pool_name": self.pool_name, "namespace": self.namespace})
+
+    @staticmethod
+    def chart_values(args: MetalLBArgs) -> dict[str, Any]:
+        """Values for the metallb chart: layer 2 only, with CPU requests so policy admits the pods."""
+        values: dict[str, Any] = {
+            # Layer 2 needs neither FRR nor frr-k8s (both only serve BGP): fewer privileged pods.
+            "frrk8s": {"enabled": False},
+            "speaker": {
+                "frr": {"enabled": False},
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+            },
+            "controller": {
+                "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
+            },
+        }
+        if args.load_balancer_class:
+            values["loadBalancerClass"] = args.load_balancer_class
+        return values
+
+    @staticmethod
+    def pool_spec(args: MetalLBArgs) -> dict[str, Any]:
+        return {
+            "addresses": list(args.addresses),
+            "autoAssign": args.auto_assign,
+            "avoidBuggyIPs": args.avoid_buggy_ips,
+        }

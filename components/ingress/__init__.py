@@ -1,0 +1,1 @@
+"""Ingress controllers (Traefik in front of the Linkerd dashboard)."""

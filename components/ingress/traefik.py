@@ -1,0 +1,113 @@
+"""Traefik: the Ingress controller in front of the Linkerd dashboard (recipe 5).
+
+Why Traefik and not the playbook's ingress-nginx: ingress-nginx is retired upstream (best-effort
+maintenance ended March 2026). Traefik is maintained, reads standard Ingress objects, and does
+basic auth (htpasswd/bcrypt users in a Secret) and request-header rewriting with its Middleware
+CRD, which is what the dashboard needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.balancer import Balancer
+from components.kube import child_opts, namespace
+
+CHART_REPOSITORY = "https://traefik.github.io/charts"
+INGRESS_CLASS = "traefik"
+#: The chart labels pods app.kubernetes.io/instance=<release>-<namespace> unless overridden;
+#: a fixed value gives the balancer's Service a selector known before anything is rendered.
+INSTANCE_LABEL = "traefik"
+SELECTOR = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": INSTANCE_LABEL}
+#: The chart's `web` entry point listens on 8000 inside the pod.
+WEB_CONTAINER_PORT = 8000
+WEB_PORT = 80
+SERVICE_NAME = "traefik"
+
+
+@dataclass(frozen=True)
+class TraefikArgs:
+    #: traefik chart version (41.3.0 is the pinned reference).
+    chart_version: str = "41.3.0"
+    namespace: str = "traefik"
+    replicas: int = 1
+
+
+class Traefik(pulumi.ComponentResource):
+    """The traefik chart with an IngressClass `traefik`, exposed on port 80 by the stack's balancer.
+
+    `url` is the balancer's address (http://host:80). Middlewares must depend on `ready`
+    (the chart installs their CRD).
+    """
+
+    url: pulumi.Output[Optional[str]]
+    ready: list[pulumi.Resource]
+    ingress_class: str = INGRESS_CLASS
+
+    def __init__(
+        self,
+        name: str,
+        args: TraefikArgs,
+        provider: pulumi.ProviderResource,
+        balancer: Balancer,
+        opts: Optional[pulumi.ResourceOptions] = None,
+    ):
+        if not 1 <= args.replicas <= 10:
+            raise ValueError(f"TraefikArgs.replicas must be within 1..10, not {args.replicas}")
+        super().__init__("scaleplane:ingress:Traefik", name, None, opts)
+        ns = namespace(f"{name}-namespace", args.namespace, self, provider)
+
+        # helm.v4.Chart, not v3.Release: the chart ships its CRDs (Middleware, IngressRoute, ...)
+        # in `crds/`, which Helm installs once and then never upgrades or deletes. Rendered by
+        # Pulumi, each CRD is a Pulumi resource: upgraded with the chart, removed by destroy, and
+        # created before the objects that need it. The render is deterministic (no generated
+        # certificates), and the Deployment is visible to the policy pack (probes, CPU requests).
+        self.chart = k8s.helm.v4.Chart(
+            f"{name}-chart",
+            name="traefik",
+            chart="traefik",
+            version=args.chart_version,
+            repository_opts={"repo": CHART_REPOSITORY},
+            namespace=ns.metadata["name"],
+            values=self.chart_values(args),
+            opts=child_opts(self, provider),
+        )
+        exposed = balancer.expose(
+            SERVICE_NAME,
+            namespace=ns.metadata["name"],
+            selector=SELECTOR,
+            port=WEB_PORT,
+            target_port=WEB_CONTAINER_PORT,
+            port_name="web",
+            labels=SELECTOR,
+            resource_name=f"{name}-service",
+            parent=self,
+            provider=provider,
+            depends_on=[self.chart],
+        )
+        self.service = exposed.service
+        self.url = exposed.url
+        self.ready = [self.chart]
+        self.register_outputs({"url": self.url})
+
+    @staticmethod
+    def chart_values(args: TraefikArgs) -> dict[str, Any]:
+        return {
+            "deployment": {"replicas": args.replicas},
+            "instanceLabelOverride": INSTANCE_LABEL,
+            # The chart's own Service is off: the Balancer makes the LoadBalancer Service, and
+            # Ingress status is copied from it.
+            "service": {"enabled": False},
+            "providers": {
+                "kubernetesIngress": {
+                    "publishedService": {"enabled": True, "pathOverride": f"{args.namespace}/{SERVICE_NAME}"},
+                },
+            },
+            # Only Ingresses that ask for Traefik: another controller may be the cluster default.
+            "ingressClass": {"enabled": True, "isDefaultClass": False, "name": INGRESS_CLASS},
+            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        }

@@ -1,0 +1,88 @@
+"""The stack's service mesh, whichever the `mesh` setting names, and what application namespaces need from it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Optional, Union
+
+import pulumi
+
+from components.balancer import Balancer
+from components.ingress.traefik import TraefikArgs
+from components.mesh.emojivoto import EmojivotoArgs
+from components.mesh.istio import IstioMesh, IstioMeshArgs
+from components.mesh.linkerd import CertificateValidity, LinkerdMesh, LinkerdMeshArgs
+from settings import Settings
+
+__all__ = ["IstioMesh", "LinkerdMesh", "Mesh", "NoMesh", "mesh_for"]
+
+
+@dataclass(frozen=True)
+class NoMesh:
+    """No service mesh: application namespaces need no labels and nothing to wait for."""
+
+    ready: list[pulumi.Resource] = field(default_factory=list)
+
+    @staticmethod
+    def namespace_labels() -> dict[str, str]:
+        return {}
+
+    @staticmethod
+    def namespace_annotations() -> dict[str, str]:
+        return {}
+
+
+Mesh = Union[IstioMesh, LinkerdMesh, NoMesh]
+
+
+def mesh_for(
+    name: str,
+    settings: Settings,
+    provider: pulumi.ProviderResource,
+    balancer: Balancer,
+    opts: Optional[pulumi.ResourceOptions] = None,
+) -> Mesh:
+    """Install the mesh the stack's `mesh` setting names (or none)."""
+    if settings.mesh == "istio":
+        istio = settings.istio_settings
+        return IstioMesh(
+            name,
+            IstioMeshArgs(
+                version=istio.version,
+                namespace=istio.namespace,
+                pilot_replicas=istio.pilot_replicas,
+                gateway_namespace=istio.gateway.namespace,
+                gateway_min_replicas=istio.gateway.min_replicas,
+                gateway_max_replicas=istio.gateway.max_replicas,
+            ),
+            provider,
+            balancer,
+            opts,
+        )
+    if settings.mesh == "linkerd":
+        linkerd = settings.linkerd_settings
+        demo = linkerd.emojivoto
+        return LinkerdMesh(
+            name,
+            LinkerdMeshArgs(
+                chart_version=linkerd.chart_version,
+                namespace=linkerd.namespace,
+                viz_namespace=linkerd.viz_namespace,
+                install_gateway_api=linkerd.install_gateway_api,
+                trust_anchor=CertificateValidity(
+                    linkerd.trust_anchor.validity_hours, linkerd.trust_anchor.early_renewal_hours
+                ),
+                issuer=CertificateValidity(linkerd.issuer.validity_hours, linkerd.issuer.early_renewal_hours),
+                dashboard_user=linkerd.dashboard_user,
+                traefik=TraefikArgs(
+                    chart_version=linkerd.traefik.chart_version,
+                    namespace=linkerd.traefik.namespace,
+                    replicas=linkerd.traefik.replicas,
+                ),
+                emojivoto=EmojivotoArgs(namespace=demo.namespace, version=demo.version) if demo.enabled else None,
+            ),
+            provider,
+            balancer,
+            opts,
+        )
+    return NoMesh()

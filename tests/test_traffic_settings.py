@@ -1,0 +1,144 @@
+"""Traffic settings: MetalLB address ranges, sections matching the balancer/mesh choice, certificates."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import settings
+from deploy.project import stack_config
+from settings.traffic import CertificateSettings, LinkerdSettings, MetalLBSettings, address_bounds
+
+BASE = {
+    "scaleplane:environment": "test",
+    "scaleplane:existingCluster": json.dumps({"context": "kind-test"}),
+}
+
+
+def load(**extra: object) -> settings.Settings:
+    raw = dict(BASE)
+    for key, value in extra.items():
+        raw[f"scaleplane:{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return settings.from_config(raw)
+
+
+def problems(**extra: object) -> str:
+    with pytest.raises(settings.SettingsError) as error:
+        load(**extra)
+    return str(error.value)
+
+
+@pytest.mark.parametrize(
+    "text, first, last",
+    [
+        ("192.168.1.240/28", "192.168.1.240", "192.168.1.255"),
+        ("172.18.255.200-172.18.255.250", "172.18.255.200", "172.18.255.250"),
+        ("10.0.0.7-10.0.0.7", "10.0.0.7", "10.0.0.7"),
+        ("fd00:10::/120", "fd00:10::", "fd00:10::ff"),
+        ("fd00::1-fd00::9", "fd00::1", "fd00::9"),
+    ],
+)
+def test_address_ranges_are_cidrs_or_first_last(text: str, first: str, last: str) -> None:
+    assert address_bounds(text) == (ipaddress.ip_address(first), ipaddress.ip_address(last))
+
+
+@pytest.mark.parametrize(
+    "text, complaint",
+    [
+        ("10.0.0.9-10.0.0.1", "starts after it ends"),
+        ("10.0.0.1-fd00::1", "mixes IPv4 and IPv6"),
+        ("10.0.0.300-10.0.0.301", "not a valid address range"),
+        ("10.0.0.1/24", "neither a CIDR"),  # host bits set: a typo more often than not
+        ("metallb", "neither a CIDR"),
+    ],
+)
+def test_malformed_ranges_are_refused_naming_the_key(text: str, complaint: str) -> None:
+    message = problems(balancer="metallb", metallb={"addresses": [text]})
+    assert "scaleplane:metallb.addresses[0]" in message
+    assert complaint in message
+
+
+def test_overlapping_ranges_are_refused() -> None:
+    message = problems(balancer="metallb", metallb={"addresses": ["10.0.0.0/28", "10.0.0.10-10.0.0.20"]})
+    assert "overlap" in message and "10.0.0.0/28" in message
+
+
+def test_ranges_of_different_families_never_overlap() -> None:
+    section = load(balancer="metallb", metallb={"addresses": ["10.0.0.0/28", "fd00::/124"]}).metallb
+    assert section is not None and section.addresses == ("10.0.0.0/28", "fd00::/124")
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**16), st.integers(0, 64)), min_size=1, max_size=6))
+def test_accepted_ranges_are_disjoint(spans: list[tuple[int, int]]) -> None:
+    base = int(ipaddress.ip_address("10.20.0.0"))
+    texts = [
+        f"{ipaddress.ip_address(base + start)}-{ipaddress.ip_address(base + start + length)}" for start, length in spans
+    ]
+    intervals = sorted((base + start, base + start + length) for start, length in spans)
+    disjoint = all(a[1] < b[0] for a, b in zip(intervals, intervals[1:], strict=False))
+    try:
+        MetalLBSettings(addresses=tuple(texts))
+    except ValueError as error:
+        assert not disjoint, f"disjoint ranges refused: {error}"
+    else:
+        assert disjoint, f"overlapping ranges accepted: {texts}"
+
+
+def test_metallb_section_is_required_exactly_when_metallb_balances() -> None:
+    assert "balancer is 'metallb' but scaleplane:metallb is not set" in problems(balancer="metallb")
+    assert "scaleplane:metallb is set but balancer is 'cloud'" in problems(metallb={"addresses": ["10.0.0.0/30"]})
+
+
+def test_nlb_scheme_is_required_and_stated() -> None:
+    assert "balancer is 'aws-nlb' but scaleplane:nlb is not set" in problems(balancer="aws-nlb")
+    assert "scaleplane:nlb.scheme: required key is missing" in problems(balancer="aws-nlb", nlb={})
+    assert "scaleplane:nlb.scheme" in problems(balancer="aws-nlb", nlb={"scheme": "public"})
+    assert load(balancer="aws-nlb", nlb={"scheme": "internal"}).nlb.scheme == "internal"  # type: ignore[union-attr]
+
+
+def test_mesh_sections_belong_to_their_mesh() -> None:
+    assert "scaleplane:istio is set but mesh is 'linkerd'" in problems(mesh="linkerd", istio={})
+    assert "scaleplane:linkerd is set but mesh is 'none'" in problems(linkerd={})
+    # Optional for the chosen mesh: defaults apply.
+    assert load(mesh="istio").istio_settings.version == "1.30.3"
+    assert load(mesh="linkerd").linkerd_settings.chart_version == "2026.8.3"
+
+
+def test_unknown_traffic_keys_are_refused_with_the_allowed_ones() -> None:
+    message = problems(mesh="istio", istio={"gatewayReplicas": 3})
+    assert "scaleplane:istio.gatewayReplicas: unknown key" in message
+    assert "gateway" in message
+
+
+def test_certificate_renewal_must_fall_inside_validity() -> None:
+    with pytest.raises(ValueError, match="earlyRenewalHours"):
+        CertificateSettings(validity_hours=100, early_renewal_hours=100)
+    with pytest.raises(ValueError, match="must not exceed trustAnchor.validityHours"):
+        LinkerdSettings(
+            trust_anchor=CertificateSettings(validity_hours=1000, early_renewal_hours=10),
+            issuer=CertificateSettings(validity_hours=2000, early_renewal_hours=10),
+        )
+
+
+def test_istio_gateway_replica_bounds_are_ordered() -> None:
+    assert "minReplicas (4) must not exceed maxReplicas (2)" in problems(
+        mesh="istio", istio={"gateway": {"minReplicas": 4, "maxReplicas": 2}}
+    )
+
+
+@pytest.mark.parametrize(
+    "stack, balancer, mesh",
+    [
+        ("local", "metallb", "linkerd"),
+        ("dev", "cloud", "linkerd"),
+        ("staging", "aws-nlb", "istio"),
+        ("prod", "aws-nlb", "istio"),
+    ],
+)
+def test_stacks_choose_their_traffic_shape(stack: str, balancer: str, mesh: str) -> None:
+    config = settings.from_config(stack_config(stack))
+    assert (config.balancer, config.mesh) == (balancer, mesh)
