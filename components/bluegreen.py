@@ -359,5 +359,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                     },
                 },
             },
-            opts=child_opts(self, self._provider),
+            # After every running colour is up, so its first writes find a server. Not after the
+            # live colour alone: nothing but the Service may depend on which colour is live.
+            opts=child_opts(self, self._provider, depends_on=list(self.statefulsets.values())),
         )

@@ -202,8 +202,9 @@ def comparable(resource: mockrun.PlannedResource) -> dict[str, Any]:
 @pytest.mark.parametrize("stack", ["local", "prod"])
 def test_switching_changes_nothing_in_the_stack_but_the_services_selector(stack: str) -> None:
     storage = json.loads(raw_config(None, None, stack)["scaleplane:storage"])
-    blue = run_program(raw_config(BOTH, storage, stack), stack)
-    green = run_program(raw_config(with_changes(BOTH, active="green"), storage, stack), stack)
+    both = with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE})
+    blue = run_program(raw_config(both, storage, stack), stack)
+    green = run_program(raw_config(with_changes(both, active="green"), storage, stack), stack)
     before = {r.urn: comparable(r) for r in blue.resources}
     after = {r.urn: comparable(r) for r in green.resources}
     assert set(before) == set(after)
@@ -261,7 +262,11 @@ def test_load_generator_is_off_by_default() -> None:
 
 def test_load_generator_runs_the_playbook_script_bounded_with_generated_credentials() -> None:
     database = with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE})
-    job = one(plan(database), "Job").inputs
+    result = plan(database)
+    job_resource = one(result, "Job")
+    statefulsets = {r.urn for r in kube_objects(result, "StatefulSet")}
+    assert len(statefulsets) == 2 and statefulsets <= set(job_resource.dependencies)
+    job = job_resource.inputs
     assert job["spec"]["backoffLimit"] == 1
     assert job["spec"]["activeDeadlineSeconds"] == 360
     assert job["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
