@@ -30,6 +30,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.kube import MANAGED_BY, child_opts, resources, restricted_security_context
+from components.kube import namespace as kube_namespace
 from settings.database import Colour, DatabaseSettings
 
 PORT = 3306
@@ -86,21 +87,22 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         self.active = db.active
         self.port = PORT
 
-        # Deleting a namespace deletes every PVC in it: the namespace is retained like the data.
-        self.namespace = k8s.core.v1.Namespace(
+        self.namespace = kube_namespace(
             f"{name}-namespace",
-            metadata={
-                "name": db.namespace,
-                "labels": {**MANAGED_BY, "pod-security.kubernetes.io/enforce": "restricted"},
-            },
-            opts=child_opts(self, provider, retain_on_delete=True),
+            db.namespace,
+            self,
+            provider,
+            labels={"pod-security.kubernetes.io/enforce": "restricted"},
+            holds_volumes=True,
         )
         namespace = self.namespace.metadata.apply(lambda m: m["name"])
 
-        root_password = random.RandomPassword(f"{name}-root-password", length=32, special=False,
-                                              opts=pulumi.ResourceOptions(parent=self))
-        app_password = random.RandomPassword(f"{name}-app-password", length=32, special=False,
-                                             opts=pulumi.ResourceOptions(parent=self))
+        root_password = random.RandomPassword(
+            f"{name}-root-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        app_password = random.RandomPassword(
+            f"{name}-app-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
         # One Secret for both colours: a restored colour carries the users of the colour it came from.
         self.credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
@@ -253,12 +255,24 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             ],
             "resources": resources(db.resources),
             # Crash recovery of a volume restored from a snapshot can take minutes: up to 15 here.
-            "startupProbe": {"exec": {"command": alive}, "periodSeconds": 10, "timeoutSeconds": 5,
-                             "failureThreshold": 90},
-            "livenessProbe": {"exec": {"command": alive}, "periodSeconds": 20, "timeoutSeconds": 5,
-                              "failureThreshold": 3},
-            "readinessProbe": {"exec": {"command": ["sh", "-c", query]}, "periodSeconds": 10,
-                               "timeoutSeconds": 5, "failureThreshold": 3},
+            "startupProbe": {
+                "exec": {"command": alive},
+                "periodSeconds": 10,
+                "timeoutSeconds": 5,
+                "failureThreshold": 90,
+            },
+            "livenessProbe": {
+                "exec": {"command": alive},
+                "periodSeconds": 20,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
+            "readinessProbe": {
+                "exec": {"command": ["sh", "-c", query]},
+                "periodSeconds": 10,
+                "timeoutSeconds": 5,
+                "failureThreshold": 3,
+            },
             "securityContext": restricted_security_context(MYSQL_UID, read_only_root=False),
             "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
         }
@@ -296,9 +310,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                 },
             },
             # A restored colour waits for its snapshot to become ready and for InnoDB recovery.
-            opts=child_opts(
-                self, self._provider, custom_timeouts=pulumi.CustomTimeouts(create="30m", update="20m")
-            ),
+            opts=child_opts(self, self._provider, custom_timeouts=pulumi.CustomTimeouts(create="30m", update="20m")),
         )
 
     def _load_generator(self, name: str, namespace: pulumi.Output[str]) -> k8s.batch.v1.Job:
@@ -345,8 +357,10 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                                     {
                                         "name": "MYSQL_PWD",
                                         "valueFrom": {
-                                            "secretKeyRef": {"name": self.credentials_secret_name,
-                                                             "key": APP_PASSWORD_KEY}
+                                            "secretKeyRef": {
+                                                "name": self.credentials_secret_name,
+                                                "key": APP_PASSWORD_KEY,
+                                            }
                                         },
                                     },
                                 ],

@@ -62,7 +62,11 @@ def namespace(
     *,
     labels: Optional[Mapping[str, str]] = None,
     annotations: Optional[Mapping[str, str]] = None,
+    holds_volumes: bool = False,
 ) -> k8s.core.v1.Namespace:
+    """A namespace of ours. One that `holds_volumes` is retained on delete: deleting a namespace
+    deletes the volume claims in it, so `pulumi destroy` leaves it (and the data) in the cluster
+    until someone deletes it on purpose."""
     return k8s.core.v1.Namespace(
         name,
         metadata={
@@ -70,7 +74,7 @@ def namespace(
             "labels": {**MANAGED_BY, **(labels or {})},
             "annotations": dict(annotations or {}),
         },
-        opts=child_opts(parent, provider),
+        opts=child_opts(parent, provider, retain_on_delete=holds_volumes),
     )
 
 

@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components.autoscaling import pod_disruption_budget
 from components.kube import app_labels, child_opts, resources, restricted_security_context
+from components.kube import namespace as kube_namespace
 from settings.workloads import MinioSettings
 
 APP = "minio"  # recipe 3's minio-service selects app=minio
@@ -71,16 +72,14 @@ class Minio(pulumi.ComponentResource):
         labels = app_labels(APP, "object-storage", environment=args.environment)
         selector = {"app": APP}
 
-        ns = k8s.core.v1.Namespace(
+        ns = kube_namespace(
             f"{name}-namespace",
-            metadata={
-                "name": minio.namespace,
-                "labels": {**app_labels(APP, "namespace", environment=args.environment), **args.namespace_labels},
-                "annotations": dict(args.namespace_annotations),
-            },
-            # Deleting a namespace deletes the volume claims in it: `pulumi destroy` leaves this one
-            # (and the data) in the cluster until someone deletes it on purpose.
-            opts=child_opts(self, provider, retain_on_delete=True),
+            minio.namespace,
+            self,
+            provider,
+            labels={**app_labels(APP, "namespace", environment=args.environment), **args.namespace_labels},
+            annotations=args.namespace_annotations,
+            holds_volumes=True,
         )
         namespace = ns.metadata.name
 

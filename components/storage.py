@@ -193,4 +193,3 @@ def zfs_localpv_values(spec: StorageSettings) -> dict[str, Any]:
         },
         "zfsNode": node,
     }
-

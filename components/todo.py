@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
 from components.kube import app_labels, child_opts, load_balancer_url, resources, restricted_security_context
+from components.kube import namespace as kube_namespace
 from settings.workloads import TodoSettings
 
 MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
@@ -88,16 +89,14 @@ class TodoApp(pulumi.ComponentResource):
             )
         super().__init__("scaleplane:workloads:TodoApp", name, None, opts)
 
-        ns = k8s.core.v1.Namespace(
+        ns = kube_namespace(
             f"{name}-namespace",
-            metadata={
-                "name": todo.namespace,
-                "labels": {**app_labels(todo.name, "namespace", environment=args.environment), **args.namespace_labels},
-                "annotations": dict(args.namespace_annotations),
-            },
-            # Deleting a namespace deletes the volume claims in it: `pulumi destroy` leaves this one
-            # (and the data) in the cluster until someone deletes it on purpose.
-            opts=child_opts(self, provider, retain_on_delete=True),
+            todo.namespace,
+            self,
+            provider,
+            labels={**app_labels(todo.name, "namespace", environment=args.environment), **args.namespace_labels},
+            annotations=args.namespace_annotations,
+            holds_volumes=True,
         )
         namespace = ns.metadata.name
 

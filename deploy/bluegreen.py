@@ -270,7 +270,9 @@ class Workflow:
     def _only_service(changes: list[tuple[str, str, str]]) -> bool:
         """Every change is an update of the BlueGreenDatabase's `percona` Service."""
         return all(
-            op == "update" and type_ == SERVICE_TYPE and f"{COMPONENT_TYPE}${SERVICE_TYPE}::" in urn
+            op == "update"
+            and type_ == SERVICE_TYPE
+            and f"{COMPONENT_TYPE}${SERVICE_TYPE}::" in urn
             and urn.endswith("-service")
             for op, type_, urn in changes
         )
@@ -514,8 +516,14 @@ class KubectlProbe:
 
     def snapshot_ready(self, namespace: str, name: str) -> bool:
         out = self._kubectl(
-            "-n", namespace, "get", "volumesnapshots.snapshot.storage.k8s.io", name, "--ignore-not-found",
-            "-o", 'jsonpath={.status.readyToUse}{"|"}{.status.error.message}',
+            "-n",
+            namespace,
+            "get",
+            "volumesnapshots.snapshot.storage.k8s.io",
+            name,
+            "--ignore-not-found",
+            "-o",
+            'jsonpath={.status.readyToUse}{"|"}{.status.error.message}',
         )
         ready, _, error = out.partition("|")
         if error.strip():
@@ -524,8 +532,14 @@ class KubectlProbe:
 
     def pod_ready(self, namespace: str, pod: str) -> bool:
         out = self._kubectl(
-            "-n", namespace, "get", "pod", pod, "--ignore-not-found",
-            "-o", 'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
+            "-n",
+            namespace,
+            "get",
+            "pod",
+            pod,
+            "--ignore-not-found",
+            "-o",
+            'jsonpath={.status.conditions[?(@.type=="Ready")].status}',
         )
         return out.strip() == "True"
 

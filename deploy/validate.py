@@ -13,10 +13,10 @@ import kubernetes_validate
 import yaml
 
 from deploy.mockrun import UNKNOWN
-from deploy.project import PROJECT_DIR
 
-#: Pinned upstream CRDs: ../shared/reference/crds beside the project, or $SCALEPLANE_CRD_DIR.
-CRD_DIR = Path(os.environ.get("SCALEPLANE_CRD_DIR", PROJECT_DIR.parent / "shared" / "reference" / "crds"))
+#: The pinned upstream CRDs of every custom resource the program renders (deploy/crds, copied
+#: unmodified from the reference set; see its SOURCES.md), or $SCALEPLANE_CRD_DIR.
+CRD_DIR = Path(os.environ.get("SCALEPLANE_CRD_DIR", Path(__file__).resolve().parent / "crds"))
 
 
 def without_unknowns(value: Any) -> Any:

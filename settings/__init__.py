@@ -18,9 +18,9 @@ from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
 from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
-from settings.traffic import IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings
 from settings.database import DatabaseSettings
 from settings.storage import StorageSettings
+from settings.traffic import IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings
 from settings.workloads import (
     LoadTestSettings,
     MetricsServerSettings,

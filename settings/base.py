@@ -49,3 +49,9 @@ def key_path(top: str, loc: tuple[Any, ...]) -> str:
 def parse(cls: type[T], data: Any) -> T:
     """Validate plain data (as a config file holds it) into a settings dataclass."""
     return TypeAdapter(cls).validate_json(json.dumps(data))
+
+
+def check_replica_range(min_replicas: int, max_replicas: int) -> None:
+    """An autoscaling range must not be empty."""
+    if min_replicas > max_replicas:
+        raise ValueError(f"minReplicas ({min_replicas}) must not exceed maxReplicas ({max_replicas})")

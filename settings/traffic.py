@@ -13,7 +13,7 @@ from typing import Annotated, Literal, Optional, Self, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from settings.base import settings
+from settings.base import check_replica_range, settings
 
 IpNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
@@ -100,8 +100,7 @@ class IstioGatewaySettings:
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Self:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
+        check_replica_range(self.min_replicas, self.max_replicas)
         return self
 
 

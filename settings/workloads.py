@@ -7,7 +7,7 @@ from typing import Annotated, Optional, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from components.placement import Placement
-from settings.base import settings
+from settings.base import check_replica_range, settings
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Replicas = Annotated[int, Field(ge=0, le=1000)]
@@ -75,8 +75,7 @@ class AutoscalingSettings:
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Self:
-        if self.min_replicas > self.max_replicas:
-            raise ValueError(f"minReplicas ({self.min_replicas}) must not exceed maxReplicas ({self.max_replicas})")
+        check_replica_range(self.min_replicas, self.max_replicas)
         return self
 
 

@@ -79,9 +79,7 @@ def run_program(raw: dict[str, str], stack: str = "local") -> mockrun.PlanResult
 
 
 def kube_objects(result: mockrun.PlanResult, kind: Optional[str] = None) -> list[mockrun.PlannedResource]:
-    return [
-        r for r in result.resources if r.is_kubernetes_object and (kind is None or r.inputs.get("kind") == kind)
-    ]
+    return [r for r in result.resources if r.is_kubernetes_object and (kind is None or r.inputs.get("kind") == kind)]
 
 
 def one(result: mockrun.PlanResult, kind: str, name: Optional[str] = None) -> mockrun.PlannedResource:

@@ -141,8 +141,9 @@ class FakeStack:
     def get_config(self, key: str, *, path: bool = False) -> auto.ConfigValue:
         assert not path
         if key not in self.raw:
-            raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found",
-                                                       code=255))
+            raise auto.CommandError(
+                auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found", code=255)
+            )
         return auto.ConfigValue(value=self.raw[key], secret=False)
 
     def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
@@ -250,7 +251,12 @@ def test_upgrade_snapshots_creates_verifies_and_switches(stack: FakeStack, clust
     assert cluster.pods["blue"].read_only and not cluster.pods["green"].read_only
     steps = [line.split(":")[0] for line in lines if line.startswith("[")]
     assert steps == [
-        "[1/6] preflight", "[2/6] freeze", "[3/6] snapshot", "[4/6] create", "[5/6] verify", "[6/6] switch"
+        "[1/6] preflight",
+        "[2/6] freeze",
+        "[3/6] snapshot",
+        "[4/6] create",
+        "[5/6] verify",
+        "[6/6] switch",
     ]
     assert any("Inventory.Hardware: blue 4096 rows, green 4096 rows" in line for line in lines)
     # The switch's preview and up touched only the Service; the up was targeted at it.
@@ -307,7 +313,10 @@ def test_an_interrupted_upgrade_resumes_with_the_same_snapshot(stack: FakeStack,
     assert "green" not in cluster.pods
     stack.fail_up = None
     later = Workflow(
-        stack, FakeProbe(cluster), out=lambda _: None, sleep=lambda _: None,
+        stack,
+        FakeProbe(cluster),
+        out=lambda _: None,
+        sleep=lambda _: None,
         now=lambda: __import__("datetime").datetime(2026, 11, 26, 17, 0, 0),
     )
     later.upgrade("green", GREEN_IMAGE)
@@ -389,8 +398,14 @@ def test_a_green_with_its_own_data_is_not_upgraded_into(cluster: FakeCluster) ->
 def test_a_snapshot_that_never_becomes_ready_stops_the_upgrade(stack: FakeStack, cluster: FakeCluster) -> None:
     cluster.snapshot_delay = 10_000
     clock = iter(range(0, 10_000, 5))
-    wf = Workflow(stack, FakeProbe(cluster), out=lambda _: None, sleep=lambda _: None, clock=lambda: next(clock),
-                  snapshot_timeout=60)
+    wf = Workflow(
+        stack,
+        FakeProbe(cluster),
+        out=lambda _: None,
+        sleep=lambda _: None,
+        clock=lambda: next(clock),
+        snapshot_timeout=60,
+    )
     with pytest.raises(WorkflowError, match="not readyToUse after 60 s"):
         wf.upgrade("green", GREEN_IMAGE)
     assert "green" not in stack.section()["colours"]
@@ -448,10 +463,23 @@ def test_a_refused_rollback_changes_no_freeze(stack: FakeStack, cluster: FakeClu
 
 def test_retiring_the_live_colour_is_refused_before_anything_changes(stack: FakeStack, cluster: FakeCluster) -> None:
     lines: list[str] = []
-    args = argparse.Namespace(stack="local", to=None, rollback=False, retire="blue", image=None, context=None,
-                              kubeconfig=None, snapshot_timeout=900.0)
-    code = bluegreen.run(args, stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
-                         out=lines.append, sleep=lambda _: None)
+    args = argparse.Namespace(
+        stack="local",
+        to=None,
+        rollback=False,
+        retire="blue",
+        image=None,
+        context=None,
+        kubeconfig=None,
+        snapshot_timeout=900.0,
+    )
+    code = bluegreen.run(
+        args,
+        stack_factory=lambda _: stack,
+        probe_factory=lambda *_: FakeProbe(cluster),
+        out=lines.append,
+        sleep=lambda _: None,
+    )
     assert code == bluegreen.EXIT_USAGE
     assert "scaleplane:database" in lines[-1] and "colours.blue.retired: blue is the live colour" in lines[-1]
     assert not [entry for entry in stack.log if entry.startswith(("set", "up"))]
@@ -463,8 +491,11 @@ def test_retiring_the_old_colour_keeps_its_volume(stack: FakeStack, cluster: Fak
     assert stack.section()["colours"]["blue"]["retired"] is True
     assert "blue" not in cluster.pods
     assert cluster.volumes["data-percona-blue"]["Inventory.Hardware"] == 4096
-    kinds = {r.inputs.get("kind") + "/" + r.inputs["metadata"]["name"] for r in stack.deployed.resources
-             if r.is_kubernetes_object}
+    kinds = {
+        r.inputs.get("kind") + "/" + r.inputs["metadata"]["name"]
+        for r in stack.deployed.resources
+        if r.is_kubernetes_object
+    }
     assert "StatefulSet/percona-blue" not in kinds and "PersistentVolumeClaim/data-percona-blue" not in kinds
 
 
@@ -472,8 +503,13 @@ def test_a_retired_colour_can_be_upgraded_into_again_on_a_new_volume(stack: Fake
     upgraded(stack, cluster)
     workflow(stack, cluster).retire("blue")
     cluster.write("green", "shop.orders", 5)
-    later = Workflow(stack, FakeProbe(cluster), out=lambda _: None, sleep=lambda _: None,
-                     now=lambda: __import__("datetime").datetime(2026, 12, 1, 0, 0, 0))
+    later = Workflow(
+        stack,
+        FakeProbe(cluster),
+        out=lambda _: None,
+        sleep=lambda _: None,
+        now=lambda: __import__("datetime").datetime(2026, 12, 1, 0, 0, 0),
+    )
     later.upgrade("blue", "docker.io/percona/percona-server:8.0.46-37.1")
     section = stack.section()
     assert section["active"] == "blue"
@@ -503,8 +539,13 @@ def test_cli_run_reports_a_failed_verification_with_exit_code_1(stack: FakeStack
     cluster.restore_loss = 2
     lines: list[str] = []
     args = cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--to", "green", "--image", GREEN_IMAGE])
-    code = bluegreen.run(args, stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
-                         out=lines.append, sleep=lambda _: None)
+    code = bluegreen.run(
+        args,
+        stack_factory=lambda _: stack,
+        probe_factory=lambda *_: FakeProbe(cluster),
+        out=lines.append,
+        sleep=lambda _: None,
+    )
     assert code == bluegreen.EXIT_FAILED
     assert lines[-1].startswith("bluegreen: stopped:")
 
@@ -569,14 +610,23 @@ def test_a_refused_switch_exits_with_the_refused_code(stack: FakeStack, cluster:
     stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "20Gi"})  # undeployed edit
     lines: list[str] = []
     args = cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--to", "green", "--image", GREEN_IMAGE])
-    code = bluegreen.run(args, stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
-                         out=lines.append, sleep=lambda _: None)
+    code = bluegreen.run(
+        args,
+        stack_factory=lambda _: stack,
+        probe_factory=lambda *_: FakeProbe(cluster),
+        out=lines.append,
+        sleep=lambda _: None,
+    )
     # The snapshot up deployed the pending edit too; the switch itself then found only the Service.
     assert code == bluegreen.EXIT_OK, lines[-1]
     stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "30Gi"})
-    code = bluegreen.run(cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--rollback"]),
-                         stack_factory=lambda _: stack, probe_factory=lambda *_: FakeProbe(cluster),
-                         out=lines.append, sleep=lambda _: None)
+    code = bluegreen.run(
+        cli.build_parser().parse_args(["bluegreen", "--stack", "local", "--rollback"]),
+        stack_factory=lambda _: stack,
+        probe_factory=lambda *_: FakeProbe(cluster),
+        out=lines.append,
+        sleep=lambda _: None,
+    )
     assert code == bluegreen.EXIT_REFUSED
     assert "nothing was deployed" in lines[-1]
     assert stack.section()["active"] == "green"
