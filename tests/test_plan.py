@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pulumi
 import pytest
 import yaml
 
@@ -101,3 +102,47 @@ def test_bad_config_exits_2_with_one_clear_message(tmp_path: Path) -> None:
     assert completed.returncode == EXIT_CONFIG
     assert "scaleplane:todo.autoscaling: minReplicas (6) must not exceed maxReplicas (2)" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_plan_fails_on_a_deliberately_bad_workload(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The local program plus one Deployment without probes or CPU requests: the plan says no."""
+    import runpy
+
+    import pulumi_kubernetes as k8s
+
+    from deploy import mockrun
+    from deploy import plan as plan_module
+    from deploy.project import stack_config
+
+    def program() -> None:
+        runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__pulumi_main__")
+        provider = k8s.Provider("rogue-provider", context="kind-scaleplane")
+        k8s.apps.v1.Deployment(
+            "rogue",
+            metadata={"name": "rogue", "namespace": "todo"},
+            spec={
+                "selector": {"matchLabels": {"app": "rogue"}},
+                "template": {
+                    "metadata": {"labels": {"app": "rogue"}},
+                    "spec": {"containers": [{"name": "app", "image": "docker.io/library/nginx:1.27.3"}]},
+                },
+            },
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+
+    monkeypatch.setattr(
+        plan_module.mockrun,
+        "run_stack",
+        lambda stack, preview=True: mockrun.run(stack, stack_config(stack), program, preview=preview),
+    )
+    assert main(["plan", "--stack", "local", "--out", str(tmp_path)]) == plan_module.EXIT_INVALID
+    printed = capsys.readouterr().out
+    assert "[mandatory] workload-probes: rogue" in printed
+    assert "[mandatory] cpu-requests: rogue" in printed
+    document = json.loads((tmp_path / "resources.json").read_text())
+    assert {v["policy"] for v in document["policyViolations"] if v["enforcement"] == "mandatory"} == {
+        "workload-probes",
+        "cpu-requests",
+    }
