@@ -1,4 +1,4 @@
-"""KopsCluster under mocks: the protected state store, the generated specs, and kops' lifecycle.
+"""KopsCluster under mocks: the retained state store, the generated specs, and kops' lifecycle.
 
 The lifecycle scripts are also run for real, against a stand-in `kops` that records its calls,
 so the order of kops commands and what reaches stdout (only the kubeconfig) are checked.
@@ -107,10 +107,11 @@ def _specs(plan: mockrun.PlanResult) -> list[dict[str, Any]]:
     return list(yaml.safe_load_all(_command(plan).inputs["stdin"]))
 
 
-def test_state_store_is_protected_versioned_encrypted_and_private(dev: mockrun.PlanResult) -> None:
+def test_state_store_is_retained_versioned_encrypted_and_private(dev: mockrun.PlanResult) -> None:
     (bucket,) = dev.of_type("aws:s3/bucket:Bucket")
     assert bucket.inputs["bucket"] == "scaleplane-dev-kops-state"
-    assert bucket.protect is True and bucket.retain_on_delete is True
+    # Retained, not protected: a protected resource fails `pulumi destroy` before kops deletes the cluster.
+    assert bucket.retain_on_delete is True and bucket.protect is False
     assert bucket.inputs["forceDestroy"] is False
     bucket_id = "dev-cluster-state-id"
     (versioning,) = dev.of_type("aws:s3/bucketVersioning:BucketVersioning")
@@ -159,6 +160,9 @@ def test_cluster_spec_is_the_playbook_cluster(dev: mockrun.PlanResult) -> None:
     # kops-managed snapshot support needs cert-manager and the external EBS CSI driver.
     assert spec["snapshotController"]["enabled"] and spec["certManager"]["enabled"]
     assert spec["cloudConfig"]["awsEBSCSIDriver"]["enabled"] is True
+    # Metrics Server authenticates to the kubelet with a service-account token: webhook authn/authz.
+    kubelet = spec["kubelet"]
+    assert kubelet == {"anonymousAuth": False, "authenticationTokenWebhook": True, "authorizationMode": "Webhook"}
 
 
 def test_instance_groups_carry_environment_labels_and_taints() -> None:
@@ -180,7 +184,9 @@ def test_instance_groups_carry_environment_labels_and_taints() -> None:
         assert spec["instanceMetadata"]["httpTokens"] == "required", name
         if spec["role"] == "Node":
             assert spec["cloudLabels"]["k8s.io/cluster-autoscaler/dev.scaleplane.k8s.local"] == ""
-            assert spec["rootVolume"]["encryption"] is True
+            # kops.k8s.io/v1alpha2 field names (the nested rootVolume exists only in v1alpha3).
+            assert "rootVolume" not in spec, name
+            assert (spec["rootVolumeSize"], spec["rootVolumeType"], spec["rootVolumeEncryption"]) == (20, "gp3", True)
 
 
 def test_kubeconfig_stays_unknown_in_preview(dev: mockrun.PlanResult) -> None:

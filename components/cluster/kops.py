@@ -1,8 +1,8 @@
 """A kops cluster on EC2, driven by the kops CLI through pulumi-command.
 
 kops keeps a cluster's desired state in an S3 "state store" and reconciles AWS to it. This
-component creates that bucket (versioned, encrypted, never public, protected from `pulumi
-destroy`), renders the cluster and instance-group specs from settings (the playbook: us-east-1,
+component creates that bucket (versioned, encrypted, never public, and kept when the stack is
+destroyed), renders the cluster and instance-group specs from settings (the playbook: us-east-1,
 one control-plane node, worker group "nodes" plus environment groups labelled
 environment=production / environment=development), and wires kops to Pulumi's lifecycle:
 
@@ -10,7 +10,7 @@ environment=production / environment=development), and wires kops to Pulumi's li
   for `kops validate cluster`;
 - update (the specs changed): `kops replace`, `kops update cluster --yes`, and
   `kops rolling-update cluster --yes` so running nodes pick up the change;
-- delete: `kops delete cluster --yes`.
+- delete (`pulumi destroy`, or the cluster leaving the program): `kops delete cluster --yes`.
 
 Each run ends by printing a kubeconfig that uses kops' own credential plugin (no long-lived admin
 certificate is stored); it becomes the stack's (secret) kubeconfig and Kubernetes provider.
@@ -98,7 +98,9 @@ def cluster_spec(args: KopsClusterArgs) -> dict[str, Any]:
             {"name": "events", "etcdMembers": etcd_members, "cpuRequest": "100m", "memoryRequest": "100Mi"},
         ],
         "iam": {"allowContainerRegistry": True, "legacy": False},
-        "kubelet": {"anonymousAuth": False},
+        # No anonymous kubelet access; Metrics Server (and `kubectl top`, the HPA) reaches the
+        # kubelet with its service-account token, which the kubelet checks by webhook.
+        "kubelet": {"anonymousAuth": False, "authenticationTokenWebhook": True, "authorizationMode": "Webhook"},
         "kubernetesApiAccess": list(kops.kubernetes_api_access),
         "sshAccess": list(kops.ssh_access),
         # No SSH key pair: nodes are reached through the API (kubectl debug), not SSH.
@@ -162,7 +164,10 @@ def _worker_group(kops: KopsSettings, group: NodeGroupSettings) -> dict[str, Any
         "minSize": group.min_size,
         "maxSize": group.max_size,
         "subnets": list(zones),
-        "rootVolume": {"size": group.disk_size_gib, "type": "gp3", "encryption": True},
+        # v1alpha2 spells the root volume as flat fields (the nested `rootVolume` is v1alpha3).
+        "rootVolumeSize": group.disk_size_gib,
+        "rootVolumeType": "gp3",
+        "rootVolumeEncryption": True,
         "nodeLabels": {**group.labels, "kops.k8s.io/instancegroup": group.name},
         "taints": [taint.render() for taint in group.taints],
         "instanceMetadata": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
@@ -249,7 +254,9 @@ class KopsCluster(pulumi.ComponentResource):
             bucket=kops.state_store_bucket,
             force_destroy=False,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, protect=True, retain_on_delete=True),
+            # Kept by `pulumi destroy` (retain_on_delete), not `protect`ed: a protected resource makes
+            # the whole destroy fail before `kops delete cluster` runs.
+            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, retain_on_delete=True),
         )
         versioning = aws.s3.BucketVersioning(
             f"{name}-state-versioning",
