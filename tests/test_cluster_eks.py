@@ -12,10 +12,11 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from traffic_support import REFERENCE_DIR
 
 from components.cluster import eks as eks_module
 from deploy import mockrun
-from deploy.project import PROJECT_DIR, stack_config
+from deploy.project import stack_config
 
 ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
 ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com"
@@ -25,11 +26,8 @@ OIDC_ARN = (
 
 
 def _reference_charts() -> Path:
-    """The pinned charts: shared/reference beside the project (main, CI), or the shared mount."""
-    for candidate in (PROJECT_DIR.parent / "shared" / "reference", Path("/work/shared/reference")):
-        if (candidate / "charts").is_dir():
-            return candidate / "charts"
-    raise FileNotFoundError("shared/reference/charts is neither beside the project nor at /work/shared")
+    """The pinned charts (SCALEPLANE_REFERENCE_DIR, or shared/reference above the checkout)."""
+    return REFERENCE_DIR / "charts"
 
 
 def _fake_outputs() -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]:
@@ -223,6 +221,31 @@ def test_autoscaler_may_resize_only_this_clusters_groups(deployed: mockrun.PlanR
         "StringEquals": {"aws:ResourceTag/k8s.io/cluster-autoscaler/scaleplane-prod": "owned"}
     }
     assert not any(a.startswith("autoscaling:Set") for a in statements["Discover"]["Action"])
+
+
+def test_load_balancer_controller_may_change_only_what_a_controller_owns(deployed: mockrun.PlanResult) -> None:
+    policy = _by_name(deployed, "aws:iam/rolePolicy:RolePolicy")["prod-cluster-load-balancer-controller-irsa"]
+    statements = json.loads(policy.inputs["policy"])["Statement"]
+    owned = "aws:ResourceTag/elbv2.k8s.aws/cluster"
+    claim = "aws:RequestTag/elbv2.k8s.aws/cluster"
+    for statement in statements:
+        actions = {statement["Action"]} if isinstance(statement["Action"], str) else set(statement["Action"])
+        resources = [statement["Resource"]] if isinstance(statement["Resource"], str) else statement["Resource"]
+        nulls = statement.get("Condition", {}).get("Null", {})
+        destructive = actions & {
+            "elasticloadbalancing:DeleteLoadBalancer",
+            "elasticloadbalancing:DeleteTargetGroup",
+            "ec2:DeleteSecurityGroup",
+        }
+        if destructive:
+            assert nulls.get(owned) == "false", statement["Sid"]
+        retags = actions & {"elasticloadbalancing:RemoveTags", "ec2:DeleteTags"}
+        balancers_or_groups = [
+            r for r in resources if ":loadbalancer/" in r or ":targetgroup/" in r or "security-group" in r
+        ]
+        if retags and balancers_or_groups:
+            # Retagging an owned resource must not touch (add or drop) the ownership tag itself.
+            assert nulls == {claim: "true", owned: "false"}, statement["Sid"]
 
 
 def test_kubeconfig_is_secret_and_authenticates_with_short_lived_tokens(deployed: mockrun.PlanResult) -> None:

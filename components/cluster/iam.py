@@ -119,6 +119,11 @@ def load_balancer_controller_policy() -> str:
     """
     owned = {"Null": {"aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}}
     tagging_on_create = {"Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "false"}}
+    # Tags of an owned resource may change, but never the ownership tag itself: otherwise the
+    # controller could tag any balancer or security group of the account as its own, then delete it.
+    retag_owned = {
+        "Null": {"aws:RequestTag/elbv2.k8s.aws/cluster": "true", "aws:ResourceTag/elbv2.k8s.aws/cluster": "false"}
+    }
     return json.dumps(
         {
             "Version": "2012-10-17",
@@ -188,11 +193,16 @@ def load_balancer_controller_policy() -> str:
                     },
                 },
                 {
+                    "Sid": "RetagOwnSecurityGroups",
+                    "Effect": "Allow",
+                    "Action": ["ec2:CreateTags", "ec2:DeleteTags"],
+                    "Resource": "arn:*:ec2:*:*:security-group/*",
+                    "Condition": retag_owned,
+                },
+                {
                     "Sid": "ManageOwnSecurityGroups",
                     "Effect": "Allow",
                     "Action": [
-                        "ec2:CreateTags",
-                        "ec2:DeleteTags",
                         "ec2:AuthorizeSecurityGroupIngress",
                         "ec2:RevokeSecurityGroupIngress",
                         "ec2:DeleteSecurityGroup",
@@ -224,13 +234,21 @@ def load_balancer_controller_policy() -> str:
                     "Resource": "*",
                 },
                 {
-                    "Sid": "TagOwnBalancers",
+                    "Sid": "RetagOwnBalancers",
                     "Effect": "Allow",
                     "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
                     "Resource": [
                         "arn:*:elasticloadbalancing:*:*:targetgroup/*/*",
                         "arn:*:elasticloadbalancing:*:*:loadbalancer/net/*/*",
                         "arn:*:elasticloadbalancing:*:*:loadbalancer/app/*/*",
+                    ],
+                    "Condition": retag_owned,
+                },
+                {
+                    "Sid": "TagListeners",
+                    "Effect": "Allow",
+                    "Action": ["elasticloadbalancing:AddTags", "elasticloadbalancing:RemoveTags"],
+                    "Resource": [
                         "arn:*:elasticloadbalancing:*:*:listener/net/*/*/*",
                         "arn:*:elasticloadbalancing:*:*:listener/app/*/*/*",
                         "arn:*:elasticloadbalancing:*:*:listener-rule/net/*/*/*",
