@@ -50,6 +50,13 @@ _RESTRICTED_LABEL_DOMAINS = ("kubernetes.io", "k8s.io")
 _ALLOWED_LABEL_PREFIXES = ("node.kubernetes.io/", "kubelet.kubernetes.io/")
 
 
+def is_arm(instance_type: str) -> bool:
+    """Graviton families carry a `g` after the generation digit (t4g, m7g, c7gn, r8gd)."""
+    family = instance_type.split(".", 1)[0]
+    digits = [i for i, ch in enumerate(family) if ch.isdigit()]
+    return bool(digits) and family[digits[-1] + 1 : digits[-1] + 2] == "g"
+
+
 def _unique(values: tuple[str, ...], what: str) -> None:
     seen: set[str] = set()
     for value in values:
@@ -109,6 +116,11 @@ class NodeGroupSettings:
                 f"desiredSize {self.desired_size}, maxSize {self.max_size}"
             )
         _unique(self.instance_types, "instance type")
+        if len({is_arm(t) for t in self.instance_types}) > 1:
+            raise ValueError(
+                f"instanceTypes {list(self.instance_types)} mix Arm (Graviton) and x86 types; "
+                "every node of a group boots the same image, so use one architecture per group"
+            )
         _unique(self.zones, "zone")
         for key in self.labels:
             prefix, _, _ = key.rpartition("/")
@@ -169,6 +181,10 @@ class EksAddonVersions:
     snapshot_controller: Optional[Version] = None
 
 
+#: Longest node-group name: EKS allows 63 characters, the name prefix gets "-" and a 26-character suffix.
+EKS_NODE_GROUP_NAME_MAX = 63 - 27
+
+
 @settings
 class EksSettings:
     """An EKS cluster in its own VPC, with managed node groups."""
@@ -200,6 +216,14 @@ class EksSettings:
     def _consistent(self) -> Self:
         _zones_in_region(self.zones, self.region)
         _groups_fit_zones(self.node_groups, self.zones, "node group")
+        for group in self.node_groups:
+            # EKS names a group <name>-<26-character unique suffix>, at most 63 characters, so
+            # that a replacement group can be created before the old one is deleted.
+            if len(group.name) > EKS_NODE_GROUP_NAME_MAX:
+                raise ValueError(
+                    f"node group name {group.name!r} is longer than {EKS_NODE_GROUP_NAME_MAX} characters "
+                    "(EKS adds a 27-character unique suffix, up to 63 in all)"
+                )
         prefix = ipaddress.ip_network(self.vpc_cidr).prefixlen
         if not 16 <= prefix <= 20:
             raise ValueError(f"vpcCidr {self.vpc_cidr} must be a /16 to /20 so each zone gets two subnets")

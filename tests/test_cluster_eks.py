@@ -17,6 +17,7 @@ from traffic_support import REFERENCE_DIR
 from components.cluster import eks as eks_module
 from deploy import mockrun
 from deploy.project import stack_config
+from settings.cluster import is_arm
 
 ISSUER = "https://oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
 ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-east-1.eks.amazonaws.com"
@@ -123,8 +124,10 @@ def test_private_endpoint_only(prod: mockrun.PlanResult) -> None:
 
 
 def test_node_groups_carry_labels_taints_sizes_and_zones(prod: mockrun.PlanResult) -> None:
-    groups = {g.inputs["nodeGroupName"]: g.inputs for g in prod.of_type("aws:eks/nodeGroup:NodeGroup")}
-    production, development = groups["production"], groups["development"]
+    groups = {g.inputs["nodeGroupNamePrefix"]: g.inputs for g in prod.of_type("aws:eks/nodeGroup:NodeGroup")}
+    # Prefixed names, so a replaced group can be created before the old one goes.
+    assert all("nodeGroupName" not in g for g in groups.values())
+    production, development = groups["production-"], groups["development-"]
     assert production["labels"] == {"environment": "production"}
     assert production["scalingConfig"] == {"minSize": 2, "desiredSize": 2, "maxSize": 6}
     assert production["subnetIds"] == ["prod-cluster-private-us-east-1a-id", "prod-cluster-private-us-east-1b-id"]
@@ -378,7 +381,7 @@ def test_admin_principals_get_cluster_admin_through_access_entries() -> None:
     [("t3.medium", False), ("m6i.large", False), ("t4g.medium", True), ("c7gn.xlarge", True), ("g5.xlarge", False)],
 )
 def test_graviton_groups_get_the_arm_image(instance_type: str, arm: bool) -> None:
-    assert eks_module._is_arm(instance_type) is arm
+    assert is_arm(instance_type) is arm
 
 
 @given(

@@ -109,6 +109,23 @@ def test_node_group_names_are_unique() -> None:
     assert "listed twice" in message
 
 
+def test_a_group_has_one_architecture() -> None:
+    groups = _eks()["nodeGroups"]
+    groups[0] = {**groups[0], "instanceTypes": ["m6i.large", "m7g.large"]}
+    message = _problems(_with("prod", eks=_eks(nodeGroups=groups)))
+    assert "scaleplane:eks.nodeGroups[0]" in message and "mix Arm (Graviton) and x86" in message
+    groups[0] = {**groups[0], "instanceTypes": ["m7g.large", "c7gn.large"]}
+    assert from_config(_with("prod", eks=_eks(nodeGroups=groups))).eks is not None
+
+
+def test_eks_node_group_names_leave_room_for_the_unique_suffix() -> None:
+    groups = _eks()["nodeGroups"]
+    groups[0] = {**groups[0], "name": "p" * 37}
+    assert "longer than 36 characters" in _problems(_with("prod", eks=_eks(nodeGroups=groups)))
+    groups[0] = {**groups[0], "name": "p" * 36}
+    assert from_config(_with("prod", eks=_eks(nodeGroups=groups))).eks is not None
+
+
 @pytest.mark.parametrize("key", ["kubernetes.io/role", "node-role.kubernetes.io/worker", "k8s.io/x", "foo.k8s.io/y"])
 def test_labels_the_kubelet_may_not_set_are_refused(key: str) -> None:
     groups = _eks()["nodeGroups"]

@@ -29,7 +29,7 @@ import pulumi_kubernetes as k8s
 
 from components.cluster import iam
 from components.kube import child_opts
-from settings.cluster import EksSettings, NodeGroupSettings
+from settings.cluster import EksSettings, NodeGroupSettings, is_arm
 
 #: EKS spells taint effects in its own API's form.
 _EKS_TAINT_EFFECT = {"NoSchedule": "NO_SCHEDULE", "PreferNoSchedule": "PREFER_NO_SCHEDULE", "NoExecute": "NO_EXECUTE"}
@@ -450,12 +450,16 @@ class EksCluster(pulumi.ComponentResource):
         return aws.eks.NodeGroup(
             name,
             cluster_name=cluster.name,
-            node_group_name=group.name,
+            # A prefix, not a fixed name: changing instance types, zones or capacity type replaces
+            # the group, and Pulumi creates the new group before deleting the old one (a fixed
+            # name would collide). EKS drains the old nodes as it deletes them.
+            node_group_name_prefix=f"{group.name}-",
             node_role_arn=node_role.arn,
             subnet_ids=[private_subnets[zone].id for zone in zones],
             instance_types=list(group.instance_types),
             capacity_type=group.capacity_type,
-            ami_type="AL2023_ARM_64_STANDARD" if _is_arm(group.instance_types[0]) else "AL2023_x86_64_STANDARD",
+            # Settings guarantee one architecture per group.
+            ami_type="AL2023_ARM_64_STANDARD" if is_arm(group.instance_types[0]) else "AL2023_x86_64_STANDARD",
             scaling_config={
                 "min_size": group.min_size,
                 "desired_size": group.desired_size,
@@ -549,13 +553,6 @@ class EksCluster(pulumi.ComponentResource):
             },
             opts=child_opts(self, self.provider, depends_on=ready),
         )
-
-
-def _is_arm(instance_type: str) -> bool:
-    """Graviton families carry a `g` after the generation digit (t4g, m7g, c7gn, r8gd)."""
-    family = instance_type.split(".", 1)[0]
-    digits = [i for i, ch in enumerate(family) if ch.isdigit()]
-    return bool(digits) and family[digits[-1] + 1 : digits[-1] + 2] == "g"
 
 
 def kubeconfig_for(
