@@ -47,6 +47,13 @@ printf '%s\\n' "$*" >> "$KOPS_CALLS"
 echo "kops log line for: $1" >&2
 case "$1" in
   replace) cat > "$KOPS_CALLS.specs" ;;
+  get)
+    printf 'NAME\tROLE\tMACHINETYPE\tMIN\tMAX\tZONES\n'
+    printf 'control-plane-us-east-1a\tControlPlane\tt3.medium\t1\t1\tus-east-1a\n'
+    printf 'nodes\tNode\tt3.medium\t1\t3\tus-east-1a,us-east-1b\n'
+    printf 'production\tNode\tt3.medium\t2\t3\tus-east-1a,us-east-1b\n'
+    printf 'development\tNode\tt3.medium\t1\t2\tus-east-1a,us-east-1b\n'
+    printf 'retired\tNode\tt3.medium\t1\t2\tus-east-1a\n' ;;
   export)
     while [ $# -gt 0 ]; do
       if [ "$1" = --kubeconfig ]; then cat "$KOPS_KUBECONFIG_SOURCE" > "$2"; fi
@@ -251,8 +258,19 @@ def test_create_update_delete_drive_kops_in_order(fake_kops: Path, tmp_path: Pat
     updated, calls = _run_script(command["update"], command["stdin"], tmp_path, fake_kops)
     assert updated.returncode == 0, updated.stderr
     assert updated.stdout == KUBECONFIG
-    assert [c.split()[0] for c in calls] == ["replace", "update", "export", "rolling-update", "validate"]
-    assert calls[3] == f"rolling-update cluster --name {name} --yes"
+    assert [c.split()[0] for c in calls] == [
+        "replace",
+        "update",
+        "get",
+        "delete",
+        "export",
+        "rolling-update",
+        "validate",
+    ]
+    # The worker group settings no longer list goes; the listed ones and the control plane stay.
+    assert calls[2] == f"get instancegroups --name {name}"
+    assert calls[3] == f"delete instancegroup retired --name {name} --yes"
+    assert calls[5] == f"rolling-update cluster --name {name} --yes"
 
     (tmp_path / "calls").unlink()
     deleted, calls = _run_script(command["delete"], "", tmp_path, fake_kops)

@@ -8,8 +8,9 @@ environment=production / environment=development), and wires kops to Pulumi's li
 
 - create: `kops replace --force` (writes the specs), `kops update cluster --yes`, then waits
   for `kops validate cluster`;
-- update (the specs changed): `kops replace`, `kops update cluster --yes`, and
-  `kops rolling-update cluster --yes` so running nodes pick up the change;
+- update (the specs changed): `kops replace`, `kops update cluster --yes`, `kops delete
+  instancegroup` for worker groups settings no longer list, and `kops rolling-update cluster
+  --yes` so running nodes pick up the change;
 - delete (`pulumi destroy`, or the cluster leaving the program): `kops delete cluster --yes`.
 
 Each run ends by printing a kubeconfig that uses kops' own credential plugin (no long-lived admin
@@ -191,6 +192,20 @@ def render_specs(args: KopsClusterArgs) -> str:
     return yaml.safe_dump_all([cluster_spec(args), *instance_group_specs(args)], sort_keys=False)
 
 
+def _prune_worker_groups(kops: str, cluster: str, keep: list[str]) -> str:
+    """Delete the worker instance groups that settings no longer list.
+
+    `kops replace` only creates and updates objects, so a group removed from settings would keep
+    running. Control-plane groups are never pruned (etcd members live on them).
+    """
+    wanted = " ".join(keep)
+    return (
+        f"{kops} get instancegroups --name {cluster} | awk 'NR > 1 && $2 == \"Node\" {{print $1}}' | "
+        f'while read -r group; do case " {wanted} " in *" $group "*) ;; '
+        f'*) {kops} delete instancegroup "$group" --name {cluster} --yes ;; esac; done'
+    )
+
+
 def _script(kops_binary: str, cluster_name: str, steps: list[str], then: tuple[str, ...] = ()) -> str:
     """A bash script that checks the binary and runs kops, logging to stderr.
 
@@ -298,10 +313,11 @@ class KopsCluster(pulumi.ComponentResource):
         validate = f"{kops_cmd} validate cluster --name {quoted} --wait 20m"
         rolling = f"{kops_cmd} rolling-update cluster --name {quoted} --yes"
         delete = f"{kops_cmd} delete cluster --name {quoted} --yes"
+        prune = _prune_worker_groups(kops_cmd, quoted, [group.name for group in kops.instance_groups])
         cluster = command.local.Command(
             f"{name}-kops",
             create=_script(binary, cluster_name, [replace, update], then=(validate,)),
-            update=_script(binary, cluster_name, [replace, update], then=(rolling, validate)),
+            update=_script(binary, cluster_name, [replace, update, prune], then=(rolling, validate)),
             delete=_script(binary, cluster_name, [delete]),
             interpreter=["/bin/bash", "-c"],
             stdin=render_specs(args),
