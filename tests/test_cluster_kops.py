@@ -214,7 +214,20 @@ def test_up_with_kops_present_gives_a_secret_kubeconfig(fake_kops: Path, with_ku
     assert command.inputs["logging"] == "stderr"
     (provider,) = plan.of_type("pulumi:providers:kubernetes")
     assert "kubeconfig" in provider.secret_paths
-    assert provider.inputs["kubeconfig"] == KUBECONFIG
+    kubeconfig = yaml.safe_load(provider.inputs["kubeconfig"])
+    expected = yaml.safe_load(KUBECONFIG)
+    # kopsBinary is a path off PATH: the provider's credential plugin must run that binary.
+    expected["users"][0]["user"]["exec"]["command"] = str(fake_kops)
+    assert kubeconfig == expected
+
+
+def test_kubeconfig_keeps_kops_from_path_when_the_binary_is_a_name() -> None:
+    from components.cluster.kops import _plugin_runs
+
+    assert _plugin_runs(KUBECONFIG, "kops") == KUBECONFIG
+    renamed = yaml.safe_load(_plugin_runs(KUBECONFIG, "kops-1.34"))
+    assert renamed["users"][0]["user"]["exec"]["command"] == "kops-1.34"
+    assert renamed["users"][0]["user"]["exec"]["args"][:2] == ["helpers", "kubectl-auth"]
 
 
 def _run_script(

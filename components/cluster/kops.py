@@ -20,6 +20,7 @@ certificate is stored); it becomes the stack's (secret) kubeconfig and Kubernete
 from __future__ import annotations
 
 import ipaddress
+import os
 import shlex
 import shutil
 from dataclasses import dataclass
@@ -333,7 +334,9 @@ class KopsCluster(pulumi.ComponentResource):
         )
 
         self.name = pulumi.Output.from_input(cluster_name)
-        self.kubeconfig = pulumi.Output.secret(cluster.stdout)
+        # The kubeconfig's credential plugin runs `kops` from the Kubernetes provider's PATH,
+        # which only the scripts above extend: point it at the configured binary.
+        self.kubeconfig = pulumi.Output.secret(cluster.stdout.apply(lambda text: _plugin_runs(text, binary)))
         self.endpoint = pulumi.Output.unsecret(cluster.stdout.apply(_server_of))
         self.oidc_issuer = pulumi.Output.from_input(None)
         #: The cluster with its add-ons (the AWS Load Balancer Controller when asked for) comes up
@@ -351,6 +354,19 @@ class KopsCluster(pulumi.ComponentResource):
                 "stateStore": self.state_store.bucket,
             }
         )
+
+
+def _plugin_runs(kubeconfig: str, kops_binary: str) -> str:
+    """The kubeconfig with kops' credential plugin run as `kops_binary` (absolute when a path)."""
+    command = os.path.abspath(os.path.expanduser(kops_binary)) if "/" in kops_binary else kops_binary
+    document = yaml.safe_load(kubeconfig) or {}
+    changed = False
+    for user in document.get("users") or []:
+        plugin = (user.get("user") or {}).get("exec") or {}
+        if plugin.get("command") == "kops" and command != "kops":
+            plugin["command"] = command
+            changed = True
+    return yaml.safe_dump(document, sort_keys=False) if changed else kubeconfig
 
 
 def _server_of(kubeconfig: str) -> str:
