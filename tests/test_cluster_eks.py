@@ -110,6 +110,10 @@ def test_cluster_uses_access_entries_the_settings_version_and_encrypted_secrets(
     vpc = cluster.inputs["vpcConfig"]
     assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is True
     assert len(vpc["subnetIds"]) == 6
+    # The control-plane log group is created (bounded, and deleted on destroy) before EKS would make its own.
+    (logs,) = prod.of_type("aws:cloudwatch/logGroup:LogGroup")
+    assert logs.inputs["name"] == "/aws/eks/scaleplane-prod/cluster" and logs.inputs["retentionInDays"] == 90
+    assert logs.urn in cluster.dependencies
 
 
 def test_private_endpoint_only(prod: mockrun.PlanResult) -> None:

@@ -4,7 +4,8 @@ What it creates, in order:
 - a VPC across the configured zones: a public and a private subnet per zone (tagged so the AWS
   cloud controller and the AWS Load Balancer Controller find them for internet-facing and
   internal balancers), an internet gateway and NAT gateways for the private subnets;
-- IAM roles for the control plane and the nodes, and a KMS key that encrypts Secrets in etcd;
+- IAM roles for the control plane and the nodes, a KMS key that encrypts Secrets in etcd, and
+  the control plane's CloudWatch log group (kept 90 days, deleted with the stack);
 - the cluster itself, authenticated by EKS access entries (no aws-auth ConfigMap);
 - the networking add-ons (VPC CNI with its own IRSA role, kube-proxy) before any node, since nodes
   only become Ready with a CNI; `bootstrapSelfManagedAddons` is off so EKS installs no unmanaged
@@ -38,6 +39,9 @@ CLUSTER_AUTOSCALER_SERVICE_ACCOUNT = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
 VPC_CNI_SERVICE_ACCOUNT = ("kube-system", "aws-node")
+
+#: Days the control plane's api/audit/authenticator logs are kept.
+CONTROL_PLANE_LOG_RETENTION_DAYS = 90
 
 CLUSTER_AUTOSCALER_REPO = "https://kubernetes.github.io/autoscaler"
 EKS_CHARTS_REPO = "https://aws.github.io/eks-charts"
@@ -214,6 +218,15 @@ class EksCluster(pulumi.ComponentResource):
             ),
             opts=mine,
         )
+        # EKS writes control-plane logs to this group; left to EKS it would be created with no
+        # expiry and outlive `pulumi destroy`. Created first, it is ours: bounded and deleted.
+        control_plane_logs = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/eks/{cluster_name}/cluster",
+            retention_in_days=CONTROL_PLANE_LOG_RETENTION_DAYS,
+            tags=tags,
+            opts=mine,
+        )
         cluster = aws.eks.Cluster(
             f"{name}-eks",
             name=cluster_name,
@@ -233,7 +246,7 @@ class EksCluster(pulumi.ComponentResource):
             enabled_cluster_log_types=["api", "audit", "authenticator"],
             upgrade_policy={"support_type": "STANDARD"},
             tags=tags,
-            opts=self._aws_opts(depends_on=[cluster_policy, key_use]),
+            opts=self._aws_opts(depends_on=[cluster_policy, key_use, control_plane_logs]),
         )
         for index, principal in enumerate(eks.admin_principal_arns):
             entry = aws.eks.AccessEntry(
