@@ -130,6 +130,9 @@ def test_state_store_is_retained_versioned_encrypted_and_private(dev: mockrun.Pl
     (rule,) = encryption.inputs["rules"]
     assert rule["applyServerSideEncryptionByDefault"]["sseAlgorithm"] == "AES256"
     (block,) = dev.of_type("aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock")
+    (ownership,) = dev.of_type("aws:s3/bucketOwnershipControls:BucketOwnershipControls")
+    # The bucket stays behind locked down: deleting its settings would suspend versioning and lift the block.
+    assert all(r.retain_on_delete and not r.protect for r in (versioning, encryption, block, ownership))
     assert block.inputs == {
         "bucket": bucket_id,
         "blockPublicAcls": True,

@@ -261,7 +261,11 @@ class KopsCluster(pulumi.ComponentResource):
         super().__init__("scaleplane:cluster:KopsCluster", name, None, opts)
         # The region comes from settings, not from ambient `aws:region` config.
         aws_provider = aws.Provider(f"{name}-aws", region=kops.region, opts=pulumi.ResourceOptions(parent=self))
-        mine = pulumi.ResourceOptions(parent=self, provider=aws_provider)
+        # The bucket and its settings are kept by `pulumi destroy` (retain_on_delete), not
+        # `protect`ed: a protected resource makes the whole destroy fail before `kops delete
+        # cluster` runs. The settings are retained too: deleting them would suspend versioning
+        # and lift the public-access block on the bucket that stays behind.
+        mine = pulumi.ResourceOptions(parent=self, provider=aws_provider, retain_on_delete=True)
         tags = {"scaleplane:cluster": kops.name}
 
         # --- the state store: kops' source of truth, so it outlives any `pulumi destroy` ----
@@ -270,9 +274,7 @@ class KopsCluster(pulumi.ComponentResource):
             bucket=kops.state_store_bucket,
             force_destroy=False,
             tags=tags,
-            # Kept by `pulumi destroy` (retain_on_delete), not `protect`ed: a protected resource makes
-            # the whole destroy fail before `kops delete cluster` runs.
-            opts=pulumi.ResourceOptions(parent=self, provider=aws_provider, retain_on_delete=True),
+            opts=mine,
         )
         versioning = aws.s3.BucketVersioning(
             f"{name}-state-versioning",
