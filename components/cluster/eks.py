@@ -484,8 +484,10 @@ class EksCluster(pulumi.ComponentResource):
             ],
             launch_template={"id": template.id, "version": template.latest_version.apply(str)},
             update_config={"max_unavailable": 1},
-            # cluster-autoscaler's auto-discovery tags. EKS also puts them on the group's
-            # Auto Scaling group, and the autoscaler reads labels/taints through eks:DescribeNodegroup.
+            # cluster-autoscaler's auto-discovery tags. Node-group tags do not reach the Auto
+            # Scaling group: EKS tags the group's ASG with these two itself (the autoscaler's
+            # resize permission is conditioned on the `owned` one), and the autoscaler reads a
+            # group's labels and taints through eks:DescribeNodegroup to scale it up from zero.
             tags={
                 **tags,
                 "k8s.io/cluster-autoscaler/enabled": "true",
