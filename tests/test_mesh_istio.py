@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pulumi
@@ -17,7 +18,7 @@ from traffic_support import (
 )
 
 from components.balancer import Balancer
-from components.mesh.istio import IstioMesh, IstioMeshArgs
+from components.mesh.istio import IstioMesh, IstioMeshArgs, resource_names
 from deploy import mockrun
 
 #: Value paths set that the pinned values.yaml does not list, each with its reason. None so far.
@@ -60,8 +61,11 @@ def test_crds_are_pulumi_resources_of_the_same_release_so_destroy_removes_them(p
         "https://raw.githubusercontent.com/istio/istio/1.30.3/manifests/charts/base/files/crd-all.gen.yaml"
     )
     base = named(plan, "mesh-base")
-    # The chart's CRDs carry helm.sh/resource-policy: keep; the chart must not install them.
-    assert base.inputs["values"]["base"]["enableCRDTemplates"] is False
+    # The chart's CRDs carry helm.sh/resource-policy: keep; the chart must not install them. Its
+    # templates render them even with enableCRDTemplates false: only excludedCRDs (which needs it
+    # true) leaves them out, and it lists what the ConfigFile created.
+    assert base.inputs["values"]["base"]["enableCRDTemplates"] is True
+    assert "excludedCRDs" in base.inputs["values"]["base"]
     assert base.inputs["skipCrds"] is True
     for resource in plan.resources:
         assert not resource.retain_on_delete and not resource.protect, resource.name
@@ -180,3 +184,20 @@ def test_replicas_and_gateway_scaling_come_from_args() -> None:
         "minReplicas": 2.0,
         "maxReplicas": 4.0,
     }
+
+
+def test_excluded_crds_are_the_names_of_what_the_config_file_created() -> None:
+    """The base chart's excludedCRDs come from the ConfigFile's resources, whatever the version holds."""
+    names = ["gateways.networking.istio.io", "virtualservices.networking.istio.io"]
+
+    class Created:
+        def __init__(self, name: str) -> None:
+            self.metadata = pulumi.Output.from_input(SimpleNamespace(name=name))
+
+    def program() -> None:
+        pulumi.export("names", resource_names([Created(n) for n in names]))
+        pulumi.export("none", resource_names(None))
+
+    outputs = mockrun.run("test", {}, program, preview=False, project="scaleplane").outputs
+    assert outputs["names"] == names
+    assert outputs["none"] == []

@@ -88,6 +88,11 @@ class IstioMesh(pulumi.ComponentResource):
             file=CRDS_URL.format(version=args.version),
             opts=child_opts(self, provider),
         )
+        # Since Istio 1.24 the base chart renders the CRDs whatever enableCRDTemplates says
+        # (false only drops the label rewrite), and Helm refuses to install over objects it does
+        # not own. excludedCRDs is the chart's one switch that leaves a CRD out: list every CRD
+        # the file above created, so the chart and this program never both claim one.
+        crd_names = self.crds.resources.apply(resource_names)
         # All three charts as helm.v3.Release: Istio documents and supports Helm releases as its
         # install and upgrade path (revision-based canary upgrades, `helm rollback` of the control
         # plane), and istiod patches the caBundle of the webhooks the charts ship at runtime, which
@@ -99,7 +104,7 @@ class IstioMesh(pulumi.ComponentResource):
             version=args.version,
             repository_opts=repository,
             namespace=system_ns.metadata["name"],
-            values=self.base_values(args),
+            values=self.base_values(args, crd_names),
             skip_crds=True,
             max_history=10,
             opts=child_opts(self, provider, depends_on=[self.crds]),
@@ -169,9 +174,13 @@ class IstioMesh(pulumi.ComponentResource):
     # Values are set at the top level: the charts keep their defaults under
     # `_internal_defaults_do_not_set`, which users must never set themselves.
     @staticmethod
-    def base_values(args: IstioMeshArgs) -> dict[str, Any]:
-        # CRDs come from self.crds, not from the chart's templates (see __init__).
-        return {"global": {"istioNamespace": args.namespace}, "base": {"enableCRDTemplates": False}}
+    def base_values(args: IstioMeshArgs, crd_names: pulumi.Input[Sequence[str]]) -> dict[str, Any]:
+        # CRDs come from self.crds, not from the chart's templates (see __init__): the chart
+        # skips every name in excludedCRDs, which only works with enableCRDTemplates left on.
+        return {
+            "global": {"istioNamespace": args.namespace},
+            "base": {"enableCRDTemplates": True, "excludedCRDs": crd_names},
+        }
 
     @staticmethod
     def istiod_values(args: IstioMeshArgs) -> dict[str, Any]:
@@ -259,3 +268,8 @@ class IstioMesh(pulumi.ComponentResource):
                 }
             ],
         }
+
+
+def resource_names(resources: Optional[Sequence[Any]]) -> pulumi.Output[list[str]]:
+    """metadata.name of each Kubernetes resource a ConfigFile created (none while there are none)."""
+    return pulumi.Output.all(*[resource.metadata.apply(lambda meta: meta.name) for resource in resources or []])
