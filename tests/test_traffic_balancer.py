@@ -122,6 +122,7 @@ def test_nlb_services_are_annotated_for_the_aws_load_balancer_controller(scheme:
         "service.beta.kubernetes.io/aws-load-balancer-scheme": scheme,
     }
     assert set(AWS_NLB_ANNOTATIONS) <= set(annotations)
+    assert named(plan, "minio-service").inputs["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
 
 
 def test_nlb_scheme_is_checked() -> None:

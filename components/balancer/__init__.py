@@ -23,7 +23,7 @@ from components.balancer.metallb import MetalLB, MetalLBArgs
 from components.kube import MANAGED_BY, child_opts, load_balancer_url
 from settings import Settings
 
-__all__ = ["AWS_NLB_ANNOTATIONS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
+__all__ = ["AWS_NLB_ANNOTATIONS", "AWS_NLB_CLASS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
 
 #: Annotations that hand a Service to the AWS Load Balancer Controller as an NLB with IP targets
 #: (the scheme is added per stack). "external" keeps the legacy in-tree controller off it.
@@ -32,6 +32,11 @@ AWS_NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
 }
 AWS_NLB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+#: The AWS Load Balancer Controller's default class. Stated on the Service because the
+#: controller's mutating webhook sets it on create anyway: declared here, what Pulumi applies
+#: matches the live object (the field is immutable), and no other balancer ever picks the
+#: Service up, whether or not the webhook is enabled (chart value enableServiceMutatorWebhook).
+AWS_NLB_CLASS = "service.k8s.aws/nlb"
 
 
 @dataclass(frozen=True)
@@ -91,7 +96,12 @@ class Balancer:
         """
         if scheme not in ("internet-facing", "internal"):
             raise ValueError(f"Balancer.aws_nlb: scheme must be internet-facing or internal, not {scheme!r}")
-        return cls(kind="aws-nlb", annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme}, ready=controller)
+        return cls(
+            kind="aws-nlb",
+            annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme},
+            load_balancer_class=AWS_NLB_CLASS,
+            ready=controller,
+        )
 
     @classmethod
     def metallb(cls, metallb: MetalLB) -> Balancer:
