@@ -178,6 +178,8 @@ def test_url_is_unknown_in_preview_never_invented() -> None:
     [
         ({"hostname": "a1b2.elb.us-east-1.amazonaws.com"}, "http://a1b2.elb.us-east-1.amazonaws.com:9000"),
         ({"ip": "172.18.255.200"}, "http://172.18.255.200:9000"),
+        # A MetalLB pool may be IPv6: the address is bracketed, or the port would read as part of it.
+        ({"ip": "fd00:10::c8"}, "http://[fd00:10::c8]:9000"),
     ],
 )
 def test_url_is_built_from_what_the_provider_reports(

@@ -20,7 +20,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer.metallb import MetalLB, MetalLBArgs
-from components.kube import MANAGED_BY, child_opts, load_balancer_url
+from components.kube import MANAGED_BY, child_opts, load_balancer_host, load_balancer_url
 from settings import Settings
 
 __all__ = ["AWS_NLB_ANNOTATIONS", "AWS_NLB_CLASS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
@@ -162,19 +162,6 @@ class Balancer:
             opts=child_opts(parent, provider, depends_on=[*self.ready, *depends_on]),
         )
         return Exposed(service=service, url=load_balancer_url(service, scheme, port), host=load_balancer_host(service))
-
-
-def load_balancer_host(service: k8s.core.v1.Service) -> pulumi.Output[Optional[str]]:
-    """The address the balancer reports: a hostname (AWS) or an IP (MetalLB); None while there is none."""
-
-    def pick(status: Any) -> Optional[str]:
-        balancer = getattr(status, "load_balancer", None)
-        ingress = getattr(balancer, "ingress", None) or []
-        if not ingress:
-            return None
-        return ingress[0].hostname or ingress[0].ip or None
-
-    return service.status.apply(pick)
 
 
 def balancer_for(
