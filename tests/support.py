@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ import yaml
 
 from deploy import mockrun
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+#: ../shared/reference beside the checkout; SCALEPLANE_REFERENCE_DIR overrides it (worktrees).
+REFERENCE_DIR = Path(
+    os.environ.get("SCALEPLANE_REFERENCE_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+)
 
 
 def run_component(build: Callable[[k8s.Provider], Any], *, preview: bool = False) -> mockrun.PlanResult:
