@@ -31,6 +31,7 @@ AWS_NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
 }
+AWS_NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 AWS_NLB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
 #: The AWS Load Balancer Controller's default class. Stated on the Service because the
 #: controller's mutating webhook sets it on create anyway: declared here, what Pulumi applies
@@ -87,18 +88,25 @@ class Balancer:
 
     @classmethod
     def aws_nlb(
-        cls, scheme: Literal["internet-facing", "internal"], controller: Sequence[pulumi.Resource] = ()
+        cls,
+        scheme: Literal["internet-facing", "internal"],
+        controller: Sequence[pulumi.Resource] = (),
+        target_type: Literal["ip", "instance"] = "ip",
     ) -> Balancer:
         """An NLB per Service from the AWS Load Balancer Controller, its scheme always stated.
 
         `controller`: what installs the controller. Its Service webhook fails closed, so Services
-        created before it is ready would be refused.
+        created before it is ready would be refused. `target_type`: "ip" registers pod IPs, which
+        needs pods addressed from the VPC (the Amazon VPC CNI); "instance" registers the nodes'
+        NodePorts and works with any pod network.
         """
         if scheme not in ("internet-facing", "internal"):
             raise ValueError(f"Balancer.aws_nlb: scheme must be internet-facing or internal, not {scheme!r}")
+        if target_type not in ("ip", "instance"):
+            raise ValueError(f"Balancer.aws_nlb: target_type must be ip or instance, not {target_type!r}")
         return cls(
             kind="aws-nlb",
-            annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme},
+            annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_TARGET_TYPE: target_type, AWS_NLB_SCHEME: scheme},
             load_balancer_class=AWS_NLB_CLASS,
             ready=controller,
         )
@@ -196,5 +204,16 @@ def balancer_for(
         return Balancer.metallb(metallb)
     if settings.balancer == "aws-nlb":
         assert settings.nlb is not None  # settings validation guarantees it
-        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready)
+        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready, target_type=nlb_target_type(settings))
     return Balancer(kind="cloud", ready=cluster_ready)
+
+
+def nlb_target_type(settings: Settings) -> Literal["ip", "instance"]:
+    """IP targets where pod IPs are VPC addresses (EKS, kops with amazonvpc networking), else instance.
+
+    With an overlay pod network (kops' default cilium, calico, kubenet) the pod IPs are not in
+    the VPC, and the NLB cannot register or reach them as targets.
+    """
+    if settings.cluster == "kops" and settings.kops is not None and settings.kops.networking != "amazonvpc":
+        return "instance"
+    return "ip"
