@@ -19,6 +19,11 @@ IpNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+#: What Kubernetes accepts as spec.loadBalancerClass: a qualified name, [DNS-subdomain prefix/]name.
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
 
 
@@ -68,7 +73,7 @@ class MetalLBSettings:
     avoid_buggy_ips: bool = False
     #: None: MetalLB serves every LoadBalancer Service without a class. Set it when the cluster
     #: runs another balancer too (k3s's servicelb, a cloud controller); exposed Services then name it.
-    load_balancer_class: Optional[Annotated[str, Field(min_length=1, max_length=253)]] = None
+    load_balancer_class: Optional[Annotated[str, Field(pattern=QUALIFIED_NAME, max_length=317)]] = None
 
     @model_validator(mode="after")
     def _ranges_do_not_overlap(self) -> Self:
@@ -108,8 +113,9 @@ class IstioGatewaySettings:
 class IstioSettings:
     """Istio from its Helm charts: base (CRDs), istiod (control plane), gateway (ingress)."""
 
-    #: One version for all three charts; 1.30.3 is the pinned reference.
-    version: ChartVersion = "1.30.3"
+    #: One version for all three charts; 1.30.3 is the pinned reference. Also the istio/istio
+    #: git tag the CRDs are read from, so no "v" prefix (Istio tags have none).
+    version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$")] = "1.30.3"
     namespace: DnsLabel = "istio-system"
     #: istiod replicas (the chart's HPA is turned off so this is the count).
     pilot_replicas: Annotated[int, Field(ge=1, le=10)] = 1
