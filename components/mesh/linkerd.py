@@ -179,7 +179,9 @@ class LinkerdMesh(pulumi.ComponentResource):
             namespace=control_ns.metadata["name"],
             values=self.control_plane_values(args, anchor.cert_pem, issuer.cert_pem, issuer_key.private_key_pem),
             max_history=10,
-            opts=child_opts(self, provider, depends_on=[self.crds]),
+            # The values hold the issuer key. A secret nested in a Release's values can come back
+            # in plain text in the `values` output (pulumi/pulumi#9781): keep that output secret.
+            opts=child_opts(self, provider, depends_on=[self.crds], additional_secret_outputs=["values"]),
         )
 
         viz_ns = namespace(
