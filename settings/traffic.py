@@ -121,6 +121,12 @@ class IstioSettings:
     pilot_replicas: Annotated[int, Field(ge=1, le=10)] = 1
     gateway: IstioGatewaySettings = IstioGatewaySettings()
 
+    @model_validator(mode="after")
+    def _gateway_runs_apart(self) -> Self:
+        if self.gateway.namespace == self.namespace:
+            raise ValueError(f"gateway.namespace must differ from namespace ({self.namespace!r})")
+        return self
+
 
 @settings
 class CertificateSettings:
@@ -178,6 +184,23 @@ class LinkerdSettings:
     dashboard_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "admin"
     traefik: TraefikSettings = TraefikSettings()
     emojivoto: EmojivotoSettings = EmojivotoSettings()
+
+    @model_validator(mode="after")
+    def _namespaces_are_distinct(self) -> Self:
+        # Each is created (and deleted) as its own Namespace resource: one name used twice fails.
+        owners: dict[str, str] = {}
+        named = [
+            ("namespace", self.namespace),
+            ("vizNamespace", self.viz_namespace),
+            ("traefik.namespace", self.traefik.namespace),
+        ]
+        if self.emojivoto.enabled:
+            named.append(("emojivoto.namespace", self.emojivoto.namespace))
+        for key, name in named:
+            if name in owners:
+                raise ValueError(f"{key} {name!r} is already the {owners[name]}; each needs its own namespace")
+            owners[name] = key
+        return self
 
     @model_validator(mode="after")
     def _issuer_inside_anchor(self) -> Self:

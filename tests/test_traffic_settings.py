@@ -160,3 +160,14 @@ def test_load_balancer_class_is_a_qualified_name(good: str) -> None:
 def test_load_balancer_class_that_kubernetes_refuses_is_refused(bad: str) -> None:
     section = {"addresses": ["10.0.0.0/28"], "loadBalancerClass": bad}
     assert "scaleplane:metallb.loadBalancerClass" in problems(balancer="metallb", metallb=section)
+
+
+def test_mesh_namespaces_must_not_collide() -> None:
+    message = problems(mesh="istio", istio={"gateway": {"namespace": "istio-system"}})
+    assert "scaleplane:istio" in message and "gateway.namespace must differ from namespace" in message
+    message = problems(mesh="linkerd", linkerd={"traefik": {"namespace": "linkerd-viz"}})
+    assert "traefik.namespace 'linkerd-viz' is already the vizNamespace" in message
+    message = problems(mesh="linkerd", linkerd={"emojivoto": {"enabled": True, "namespace": "linkerd"}})
+    assert "emojivoto.namespace 'linkerd' is already the namespace" in message
+    # A disabled demo's namespace is never created, so it cannot collide.
+    assert load(mesh="linkerd", linkerd={"emojivoto": {"namespace": "linkerd"}}).mesh == "linkerd"
