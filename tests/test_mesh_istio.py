@@ -96,6 +96,12 @@ def test_istiod_uses_the_released_images_and_a_fixed_replica_count(plan: mockrun
     assert (values["autoscaleEnabled"], values["replicaCount"]) == (False, 1)
 
 
+@pytest.mark.parametrize("replicas, budget", [(1, False), (2, True)])
+def test_istiod_disruption_budget_only_where_it_allows_an_eviction(replicas: int, budget: bool) -> None:
+    values = IstioMesh.istiod_values(IstioMeshArgs(pilot_replicas=replicas))
+    assert values["global"]["defaultPodDisruptionBudget"] == {"enabled": budget}
+
+
 def test_gateway_pods_match_the_gateway_selector_and_the_balancer_exposes_them(plan: mockrun.PlanResult) -> None:
     gateway = named(plan, "mesh-gateway")
     # The chart labels pods istio=<name without "istio-">: istio=ingressgateway.

@@ -185,7 +185,14 @@ class IstioMesh(pulumi.ComponentResource):
     @staticmethod
     def istiod_values(args: IstioMeshArgs) -> dict[str, Any]:
         return {
-            "global": {"istioNamespace": args.namespace, "hub": IMAGE_HUB, "tag": args.version},
+            "global": {
+                "istioNamespace": args.namespace,
+                "hub": IMAGE_HUB,
+                "tag": args.version,
+                # The chart's PDB keeps one istiod available: with a single replica it allows no
+                # eviction at all, and node drains (EKS node group upgrades) stall on it.
+                "defaultPodDisruptionBudget": {"enabled": args.pilot_replicas > 1},
+            },
             # istiod's own settings are top-level keys of this chart (no `pilot.` prefix).
             "autoscaleEnabled": False,
             "replicaCount": args.pilot_replicas,
