@@ -202,8 +202,10 @@ def test_excluded_crds_are_the_names_of_what_the_config_file_created() -> None:
 
     def program() -> None:
         pulumi.export("names", resource_names([Created(n) for n in names]))
+        # A reference the SDK cannot rebuild as a resource arrives as its ID (the name, for a CRD).
+        pulumi.export("ids", resource_names([Created(names[0]), names[1]]))
         pulumi.export("none", resource_names(None))
 
     outputs = mockrun.run("test", {}, program, preview=False, project="scaleplane").outputs
-    assert outputs["names"] == names
+    assert outputs["names"] == outputs["ids"] == names
     assert outputs["none"] == []

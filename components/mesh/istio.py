@@ -278,5 +278,15 @@ class IstioMesh(pulumi.ComponentResource):
 
 
 def resource_names(resources: Optional[Sequence[Any]]) -> pulumi.Output[list[str]]:
-    """metadata.name of each Kubernetes resource a ConfigFile created (none while there are none)."""
-    return pulumi.Output.all(*[resource.metadata.apply(lambda meta: meta.name) for resource in resources or []])
+    """metadata.name of each Kubernetes resource a ConfigFile created (none while there are none).
+
+    The SDK hands back each resource reference as the resource itself, or as its ID when the
+    resource's module is not registered; a cluster-scoped object's ID is its name.
+    """
+
+    def name(resource: Any) -> pulumi.Output[str]:
+        if isinstance(resource, str):
+            return pulumi.Output.from_input(resource.rpartition("/")[2])
+        return resource.metadata.apply(lambda meta: meta.name)
+
+    return pulumi.Output.all(*[name(resource) for resource in resources or []])
