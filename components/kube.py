@@ -78,18 +78,29 @@ def namespace(
     )
 
 
-def load_balancer_url(service: k8s.core.v1.Service, scheme: str, port: int) -> pulumi.Output[Optional[str]]:
-    """`scheme://host:port` from what the balancer reports: a hostname (AWS) or an IP (MetalLB).
-
-    None while the Service has no address (the Kubernetes provider waits for one on create).
-    """
+def load_balancer_host(service: k8s.core.v1.Service) -> pulumi.Output[Optional[str]]:
+    """The address the balancer reports: a hostname (AWS) or an IP (MetalLB); None while there is none."""
 
     def pick(status: Any) -> Optional[str]:
         balancer = getattr(status, "load_balancer", None)
         ingress = getattr(balancer, "ingress", None) or []
         if not ingress:
             return None
-        host = ingress[0].hostname or ingress[0].ip
-        return f"{scheme}://{host}:{port}" if host else None
+        return ingress[0].hostname or ingress[0].ip or None
 
     return service.status.apply(pick)
+
+
+def load_balancer_url(service: k8s.core.v1.Service, scheme: str, port: int) -> pulumi.Output[Optional[str]]:
+    """`scheme://host:port` from what the balancer reports: a hostname (AWS) or an IP (MetalLB).
+
+    An IPv6 address is bracketed, as URLs require. None while the Service has no address (the
+    Kubernetes provider waits for one on create).
+    """
+
+    def url(host: Optional[str]) -> Optional[str]:
+        if not host:
+            return None
+        return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
+
+    return load_balancer_host(service).apply(url)

@@ -19,6 +19,11 @@ IpNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+#: What Kubernetes accepts as spec.loadBalancerClass: a qualified name, [DNS-subdomain prefix/]name.
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
 ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
 
 
@@ -68,7 +73,7 @@ class MetalLBSettings:
     avoid_buggy_ips: bool = False
     #: None: MetalLB serves every LoadBalancer Service without a class. Set it when the cluster
     #: runs another balancer too (k3s's servicelb, a cloud controller); exposed Services then name it.
-    load_balancer_class: Optional[Annotated[str, Field(min_length=1, max_length=253)]] = None
+    load_balancer_class: Optional[Annotated[str, Field(pattern=QUALIFIED_NAME, max_length=317)]] = None
 
     @model_validator(mode="after")
     def _ranges_do_not_overlap(self) -> Self:
@@ -108,12 +113,19 @@ class IstioGatewaySettings:
 class IstioSettings:
     """Istio from its Helm charts: base (CRDs), istiod (control plane), gateway (ingress)."""
 
-    #: One version for all three charts; 1.30.3 is the pinned reference.
-    version: ChartVersion = "1.30.3"
+    #: One version for all three charts; 1.30.3 is the pinned reference. Also the istio/istio
+    #: git tag the CRDs are read from, so no "v" prefix (Istio tags have none).
+    version: Annotated[str, Field(pattern=r"^[0-9]+\.[0-9]+\.[0-9]+(-[0-9A-Za-z.-]+)?$")] = "1.30.3"
     namespace: DnsLabel = "istio-system"
     #: istiod replicas (the chart's HPA is turned off so this is the count).
     pilot_replicas: Annotated[int, Field(ge=1, le=10)] = 1
     gateway: IstioGatewaySettings = IstioGatewaySettings()
+
+    @model_validator(mode="after")
+    def _gateway_runs_apart(self) -> Self:
+        if self.gateway.namespace == self.namespace:
+            raise ValueError(f"gateway.namespace must differ from namespace ({self.namespace!r})")
+        return self
 
 
 @settings
@@ -172,6 +184,23 @@ class LinkerdSettings:
     dashboard_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "admin"
     traefik: TraefikSettings = TraefikSettings()
     emojivoto: EmojivotoSettings = EmojivotoSettings()
+
+    @model_validator(mode="after")
+    def _namespaces_are_distinct(self) -> Self:
+        # Each is created (and deleted) as its own Namespace resource: one name used twice fails.
+        owners: dict[str, str] = {}
+        named = [
+            ("namespace", self.namespace),
+            ("vizNamespace", self.viz_namespace),
+            ("traefik.namespace", self.traefik.namespace),
+        ]
+        if self.emojivoto.enabled:
+            named.append(("emojivoto.namespace", self.emojivoto.namespace))
+        for key, name in named:
+            if name in owners:
+                raise ValueError(f"{key} {name!r} is already the {owners[name]}; each needs its own namespace")
+            owners[name] = key
+        return self
 
     @model_validator(mode="after")
     def _issuer_inside_anchor(self) -> Self:

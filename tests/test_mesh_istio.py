@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
 from typing import Any
 
 import pulumi
@@ -17,7 +18,7 @@ from traffic_support import (
 )
 
 from components.balancer import Balancer
-from components.mesh.istio import IstioMesh, IstioMeshArgs
+from components.mesh.istio import IstioMesh, IstioMeshArgs, resource_names
 from deploy import mockrun
 
 #: Value paths set that the pinned values.yaml does not list, each with its reason. None so far.
@@ -60,8 +61,11 @@ def test_crds_are_pulumi_resources_of_the_same_release_so_destroy_removes_them(p
         "https://raw.githubusercontent.com/istio/istio/1.30.3/manifests/charts/base/files/crd-all.gen.yaml"
     )
     base = named(plan, "mesh-base")
-    # The chart's CRDs carry helm.sh/resource-policy: keep; the chart must not install them.
-    assert base.inputs["values"]["base"]["enableCRDTemplates"] is False
+    # The chart's CRDs carry helm.sh/resource-policy: keep; the chart must not install them. Its
+    # templates render them even with enableCRDTemplates false: only excludedCRDs (which needs it
+    # true) leaves them out, and it lists what the ConfigFile created.
+    assert base.inputs["values"]["base"]["enableCRDTemplates"] is True
+    assert "excludedCRDs" in base.inputs["values"]["base"]
     assert base.inputs["skipCrds"] is True
     for resource in plan.resources:
         assert not resource.retain_on_delete and not resource.protect, resource.name
@@ -90,6 +94,12 @@ def test_istiod_uses_the_released_images_and_a_fixed_replica_count(plan: mockrun
     values = named(plan, "mesh-istiod").inputs["values"]
     assert values["global"]["hub"] == "docker.io/istio" and values["global"]["tag"] == "1.30.3"
     assert (values["autoscaleEnabled"], values["replicaCount"]) == (False, 1)
+
+
+@pytest.mark.parametrize("replicas, budget", [(1, False), (2, True)])
+def test_istiod_disruption_budget_only_where_it_allows_an_eviction(replicas: int, budget: bool) -> None:
+    values = IstioMesh.istiod_values(IstioMeshArgs(pilot_replicas=replicas))
+    assert values["global"]["defaultPodDisruptionBudget"] == {"enabled": budget}
 
 
 def test_gateway_pods_match_the_gateway_selector_and_the_balancer_exposes_them(plan: mockrun.PlanResult) -> None:
@@ -180,3 +190,22 @@ def test_replicas_and_gateway_scaling_come_from_args() -> None:
         "minReplicas": 2.0,
         "maxReplicas": 4.0,
     }
+
+
+def test_excluded_crds_are_the_names_of_what_the_config_file_created() -> None:
+    """The base chart's excludedCRDs come from the ConfigFile's resources, whatever the version holds."""
+    names = ["gateways.networking.istio.io", "virtualservices.networking.istio.io"]
+
+    class Created:
+        def __init__(self, name: str) -> None:
+            self.metadata = pulumi.Output.from_input(SimpleNamespace(name=name))
+
+    def program() -> None:
+        pulumi.export("names", resource_names([Created(n) for n in names]))
+        # A reference the SDK cannot rebuild as a resource arrives as its ID (the name, for a CRD).
+        pulumi.export("ids", resource_names([Created(names[0]), names[1]]))
+        pulumi.export("none", resource_names(None))
+
+    outputs = mockrun.run("test", {}, program, preview=False, project="scaleplane").outputs
+    assert outputs["names"] == outputs["ids"] == names
+    assert outputs["none"] == []

@@ -111,6 +111,9 @@ def test_issuer_is_an_intermediate_ca_signed_by_the_anchor(plan: mockrun.PlanRes
     assert sorted(issuer.inputs["allowedUses"]) == ["cert_signing", "crl_signing"]
     assert issuer.inputs["validityPeriodHours"] == 8_760 and issuer.inputs["earlyRenewalHours"] == 720
     assert request.inputs["subject"]["commonName"] == "identity.linkerd.cluster.local"
+    # The identity service verifies the issuer with x509 DNSName: the SAN, not the CN, is checked.
+    assert request.inputs["dnsNames"] == ["identity.linkerd.cluster.local"]
+    assert "privateKeyPem" in request.secret_paths
     assert depends_on(issuer, named(plan, "mesh-trust-anchor"))
     assert depends_on(issuer, named(plan, "mesh-trust-anchor-key"))
     assert depends_on(request, named(plan, "mesh-issuer-key"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -16,9 +17,11 @@ from traffic_support import (
     unknown_value_paths,
 )
 
-from components.balancer import AWS_NLB_ANNOTATIONS, Balancer, Port
+import settings
+from components.balancer import AWS_NLB_ANNOTATIONS, Balancer, Port, nlb_target_type
 from components.balancer.metallb import MetalLB, MetalLBArgs
 from deploy import mockrun
+from deploy.project import stack_config
 
 #: Value paths set that the pinned values.yaml does not list, each with its reason. None so far:
 #: every path we set is in the chart's values.yaml.
@@ -122,6 +125,7 @@ def test_nlb_services_are_annotated_for_the_aws_load_balancer_controller(scheme:
         "service.beta.kubernetes.io/aws-load-balancer-scheme": scheme,
     }
     assert set(AWS_NLB_ANNOTATIONS) <= set(annotations)
+    assert named(plan, "minio-service").inputs["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
 
 
 def test_nlb_scheme_is_checked() -> None:
@@ -177,6 +181,8 @@ def test_url_is_unknown_in_preview_never_invented() -> None:
     [
         ({"hostname": "a1b2.elb.us-east-1.amazonaws.com"}, "http://a1b2.elb.us-east-1.amazonaws.com:9000"),
         ({"ip": "172.18.255.200"}, "http://172.18.255.200:9000"),
+        # A MetalLB pool may be IPv6: the address is bracketed, or the port would read as part of it.
+        ({"ip": "fd00:10::c8"}, "http://[fd00:10::c8]:9000"),
     ],
 )
 def test_url_is_built_from_what_the_provider_reports(
@@ -205,3 +211,25 @@ def test_only_metallb_objects_are_custom_resources(metallb_plan: mockrun.PlanRes
     custom = {r.inputs["kind"] for r in metallb_plan.resources if r.type.startswith("kubernetes:metallb.io")}
     assert custom == {"IPAddressPool", "L2Advertisement"}
     assert len(kinds(metallb_plan, "Service")) == 1
+
+
+@pytest.mark.parametrize(
+    "cluster, networking, target_type",
+    [("eks", None, "ip"), ("kops", "amazonvpc", "ip"), ("kops", "cilium", "instance"), ("kops", "calico", "instance")],
+)
+def test_nlb_targets_pods_only_where_pod_ips_are_vpc_addresses(
+    cluster: str, networking: str | None, target_type: str
+) -> None:
+    """An NLB registers pod IPs only if they are VPC addresses; an overlay network needs instance targets."""
+    raw = dict(stack_config("prod" if cluster == "eks" else "dev"))
+    raw["scaleplane:balancer"] = "aws-nlb"
+    raw["scaleplane:nlb"] = json.dumps({"scheme": "internal"})
+    if networking is not None:
+        kops = json.loads(raw["scaleplane:kops"])
+        raw["scaleplane:kops"] = json.dumps({**kops, "networking": networking})
+    config = settings.from_config(raw)
+    assert nlb_target_type(config) == target_type
+    annotations = Balancer.aws_nlb("internal", target_type=nlb_target_type(config)).service_annotations()
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"] == target_type
+    with pytest.raises(ValueError, match="target_type must be ip or instance"):
+        Balancer.aws_nlb("internal", target_type="pod")  # type: ignore[arg-type]

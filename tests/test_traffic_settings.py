@@ -142,3 +142,32 @@ def test_istio_gateway_replica_bounds_are_ordered() -> None:
 def test_stacks_choose_their_traffic_shape(stack: str, balancer: str, mesh: str) -> None:
     config = settings.from_config(stack_config(stack))
     assert (config.balancer, config.mesh) == (balancer, mesh)
+
+
+def test_istio_version_is_a_git_tag_without_v() -> None:
+    """The version names the istio/istio tag the CRDs come from: Istio's tags carry no "v"."""
+    assert "scaleplane:istio.version" in problems(mesh="istio", istio={"version": "v1.30.3"})
+    assert load(mesh="istio", istio={"version": "1.29.0"}).istio_settings.version == "1.29.0"
+
+
+@pytest.mark.parametrize("good", ["metallb.io/metallb", "internal-vip", "example.com/pool_a.1"])
+def test_load_balancer_class_is_a_qualified_name(good: str) -> None:
+    section = {"addresses": ["10.0.0.0/28"], "loadBalancerClass": good}
+    assert load(balancer="metallb", metallb=section).metallb.load_balancer_class == good  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("bad", ["metallb io", "/metallb", "Example.com/x", "metallb.io/", "a/b/c"])
+def test_load_balancer_class_that_kubernetes_refuses_is_refused(bad: str) -> None:
+    section = {"addresses": ["10.0.0.0/28"], "loadBalancerClass": bad}
+    assert "scaleplane:metallb.loadBalancerClass" in problems(balancer="metallb", metallb=section)
+
+
+def test_mesh_namespaces_must_not_collide() -> None:
+    message = problems(mesh="istio", istio={"gateway": {"namespace": "istio-system"}})
+    assert "scaleplane:istio" in message and "gateway.namespace must differ from namespace" in message
+    message = problems(mesh="linkerd", linkerd={"traefik": {"namespace": "linkerd-viz"}})
+    assert "traefik.namespace 'linkerd-viz' is already the vizNamespace" in message
+    message = problems(mesh="linkerd", linkerd={"emojivoto": {"enabled": True, "namespace": "linkerd"}})
+    assert "emojivoto.namespace 'linkerd' is already the namespace" in message
+    # A disabled demo's namespace is never created, so it cannot collide.
+    assert load(mesh="linkerd", linkerd={"emojivoto": {"namespace": "linkerd"}}).mesh == "linkerd"

@@ -98,6 +98,7 @@ def test_every_load_balancer_service_goes_through_the_balancer(
         if balancer == "aws-nlb":
             assert annotations.get("service.beta.kubernetes.io/aws-load-balancer-type") == "external", service.name
             assert scheme == ("internal" if stack == "staging" else "internet-facing"), service.name
+            assert service.inputs["spec"].get("loadBalancerClass") == "service.k8s.aws/nlb", service.name
         else:
             assert scheme is None, service.name
         if balancer == "metallb":

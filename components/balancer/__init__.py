@@ -20,10 +20,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer.metallb import MetalLB, MetalLBArgs
-from components.kube import MANAGED_BY, child_opts, load_balancer_url
+from components.kube import MANAGED_BY, child_opts, load_balancer_host, load_balancer_url
 from settings import Settings
 
-__all__ = ["AWS_NLB_ANNOTATIONS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
+__all__ = ["AWS_NLB_ANNOTATIONS", "AWS_NLB_CLASS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
 
 #: Annotations that hand a Service to the AWS Load Balancer Controller as an NLB with IP targets
 #: (the scheme is added per stack). "external" keeps the legacy in-tree controller off it.
@@ -31,7 +31,13 @@ AWS_NLB_ANNOTATIONS = {
     "service.beta.kubernetes.io/aws-load-balancer-type": "external",
     "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type": "ip",
 }
+AWS_NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 AWS_NLB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+#: The AWS Load Balancer Controller's default class. Stated on the Service because the
+#: controller's mutating webhook sets it on create anyway: declared here, what Pulumi applies
+#: matches the live object (the field is immutable), and no other balancer ever picks the
+#: Service up, whether or not the webhook is enabled (chart value enableServiceMutatorWebhook).
+AWS_NLB_CLASS = "service.k8s.aws/nlb"
 
 
 @dataclass(frozen=True)
@@ -82,16 +88,28 @@ class Balancer:
 
     @classmethod
     def aws_nlb(
-        cls, scheme: Literal["internet-facing", "internal"], controller: Sequence[pulumi.Resource] = ()
+        cls,
+        scheme: Literal["internet-facing", "internal"],
+        controller: Sequence[pulumi.Resource] = (),
+        target_type: Literal["ip", "instance"] = "ip",
     ) -> Balancer:
         """An NLB per Service from the AWS Load Balancer Controller, its scheme always stated.
 
         `controller`: what installs the controller. Its Service webhook fails closed, so Services
-        created before it is ready would be refused.
+        created before it is ready would be refused. `target_type`: "ip" registers pod IPs, which
+        needs pods addressed from the VPC (the Amazon VPC CNI); "instance" registers the nodes'
+        NodePorts and works with any pod network.
         """
         if scheme not in ("internet-facing", "internal"):
             raise ValueError(f"Balancer.aws_nlb: scheme must be internet-facing or internal, not {scheme!r}")
-        return cls(kind="aws-nlb", annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME: scheme}, ready=controller)
+        if target_type not in ("ip", "instance"):
+            raise ValueError(f"Balancer.aws_nlb: target_type must be ip or instance, not {target_type!r}")
+        return cls(
+            kind="aws-nlb",
+            annotations={**AWS_NLB_ANNOTATIONS, AWS_NLB_TARGET_TYPE: target_type, AWS_NLB_SCHEME: scheme},
+            load_balancer_class=AWS_NLB_CLASS,
+            ready=controller,
+        )
 
     @classmethod
     def metallb(cls, metallb: MetalLB) -> Balancer:
@@ -154,19 +172,6 @@ class Balancer:
         return Exposed(service=service, url=load_balancer_url(service, scheme, port), host=load_balancer_host(service))
 
 
-def load_balancer_host(service: k8s.core.v1.Service) -> pulumi.Output[Optional[str]]:
-    """The address the balancer reports: a hostname (AWS) or an IP (MetalLB); None while there is none."""
-
-    def pick(status: Any) -> Optional[str]:
-        balancer = getattr(status, "load_balancer", None)
-        ingress = getattr(balancer, "ingress", None) or []
-        if not ingress:
-            return None
-        return ingress[0].hostname or ingress[0].ip or None
-
-    return service.status.apply(pick)
-
-
 def balancer_for(
     name: str,
     settings: Settings,
@@ -199,5 +204,16 @@ def balancer_for(
         return Balancer.metallb(metallb)
     if settings.balancer == "aws-nlb":
         assert settings.nlb is not None  # settings validation guarantees it
-        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready)
+        return Balancer.aws_nlb(settings.nlb.scheme, controller=cluster_ready, target_type=nlb_target_type(settings))
     return Balancer(kind="cloud", ready=cluster_ready)
+
+
+def nlb_target_type(settings: Settings) -> Literal["ip", "instance"]:
+    """IP targets where pod IPs are VPC addresses (EKS, kops with amazonvpc networking), else instance.
+
+    With an overlay pod network (kops' default cilium, calico, kubenet) the pod IPs are not in
+    the VPC, and the NLB cannot register or reach them as targets.
+    """
+    if settings.cluster == "kops" and settings.kops is not None and settings.kops.networking != "amazonvpc":
+        return "instance"
+    return "ip"

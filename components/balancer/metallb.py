@@ -89,6 +89,9 @@ class MetalLB(pulumi.ComponentResource):
         )
 
         # Custom resources only after the release: their CRDs and validating webhook come with it.
+        # The webhook fails closed (crds.validationFailurePolicy: Fail); the controller only
+        # reports ready once its webhook is patched and serving (metallb/metallb#1648), so the
+        # Release's wait for the controller Deployment is what keeps these from being refused.
         pool = k8s.apiextensions.CustomResource(
             f"{name}-pool",
             api_version="metallb.io/v1beta1",

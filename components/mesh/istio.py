@@ -88,6 +88,11 @@ class IstioMesh(pulumi.ComponentResource):
             file=CRDS_URL.format(version=args.version),
             opts=child_opts(self, provider),
         )
+        # Since Istio 1.24 the base chart renders the CRDs whatever enableCRDTemplates says
+        # (false only drops the label rewrite), and Helm refuses to install over objects it does
+        # not own. excludedCRDs is the chart's one switch that leaves a CRD out: list every CRD
+        # the file above created, so the chart and this program never both claim one.
+        crd_names = self.crds.resources.apply(resource_names)
         # All three charts as helm.v3.Release: Istio documents and supports Helm releases as its
         # install and upgrade path (revision-based canary upgrades, `helm rollback` of the control
         # plane), and istiod patches the caBundle of the webhooks the charts ship at runtime, which
@@ -99,7 +104,7 @@ class IstioMesh(pulumi.ComponentResource):
             version=args.version,
             repository_opts=repository,
             namespace=system_ns.metadata["name"],
-            values=self.base_values(args),
+            values=self.base_values(args, crd_names),
             skip_crds=True,
             max_history=10,
             opts=child_opts(self, provider, depends_on=[self.crds]),
@@ -169,14 +174,25 @@ class IstioMesh(pulumi.ComponentResource):
     # Values are set at the top level: the charts keep their defaults under
     # `_internal_defaults_do_not_set`, which users must never set themselves.
     @staticmethod
-    def base_values(args: IstioMeshArgs) -> dict[str, Any]:
-        # CRDs come from self.crds, not from the chart's templates (see __init__).
-        return {"global": {"istioNamespace": args.namespace}, "base": {"enableCRDTemplates": False}}
+    def base_values(args: IstioMeshArgs, crd_names: pulumi.Input[Sequence[str]]) -> dict[str, Any]:
+        # CRDs come from self.crds, not from the chart's templates (see __init__): the chart
+        # skips every name in excludedCRDs, which only works with enableCRDTemplates left on.
+        return {
+            "global": {"istioNamespace": args.namespace},
+            "base": {"enableCRDTemplates": True, "excludedCRDs": crd_names},
+        }
 
     @staticmethod
     def istiod_values(args: IstioMeshArgs) -> dict[str, Any]:
         return {
-            "global": {"istioNamespace": args.namespace, "hub": IMAGE_HUB, "tag": args.version},
+            "global": {
+                "istioNamespace": args.namespace,
+                "hub": IMAGE_HUB,
+                "tag": args.version,
+                # The chart's PDB keeps one istiod available: with a single replica it allows no
+                # eviction at all, and node drains (EKS node group upgrades) stall on it.
+                "defaultPodDisruptionBudget": {"enabled": args.pilot_replicas > 1},
+            },
             # istiod's own settings are top-level keys of this chart (no `pilot.` prefix).
             "autoscaleEnabled": False,
             "replicaCount": args.pilot_replicas,
@@ -259,3 +275,18 @@ class IstioMesh(pulumi.ComponentResource):
                 }
             ],
         }
+
+
+def resource_names(resources: Optional[Sequence[Any]]) -> pulumi.Output[list[str]]:
+    """metadata.name of each Kubernetes resource a ConfigFile created (none while there are none).
+
+    The SDK hands back each resource reference as the resource itself, or as its ID when the
+    resource's module is not registered; a cluster-scoped object's ID is its name.
+    """
+
+    def name(resource: Any) -> pulumi.Output[str]:
+        if isinstance(resource, str):
+            return pulumi.Output.from_input(resource.rpartition("/")[2])
+        return resource.metadata.apply(lambda meta: meta.name)
+
+    return pulumi.Output.all(*[name(resource) for resource in resources or []])

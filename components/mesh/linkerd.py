@@ -127,11 +127,15 @@ class LinkerdMesh(pulumi.ComponentResource):
             ecdsa_curve="P256",
             opts=pulumi.ResourceOptions(parent=self),
         )
-        # Linkerd's identity service requires its issuer to be named identity.linkerd.<domain>.
+        # Linkerd's identity service requires its issuer to be named identity.linkerd.<domain>,
+        # and checks the name as a DNS SAN (Go's x509 verification ignores the common name): an
+        # issuer without the SAN is refused at startup.
+        issuer_name = f"identity.linkerd.{args.trust_domain}"
         issuer_request = tls.CertRequest(
             f"{name}-issuer-request",
             private_key_pem=issuer_key.private_key_pem,
-            subject={"common_name": f"identity.linkerd.{args.trust_domain}"},
+            subject={"common_name": issuer_name},
+            dns_names=[issuer_name],
             opts=pulumi.ResourceOptions(parent=self),
         )
         issuer = tls.LocallySignedCert(
@@ -175,7 +179,9 @@ class LinkerdMesh(pulumi.ComponentResource):
             namespace=control_ns.metadata["name"],
             values=self.control_plane_values(args, anchor.cert_pem, issuer.cert_pem, issuer_key.private_key_pem),
             max_history=10,
-            opts=child_opts(self, provider, depends_on=[self.crds]),
+            # The values hold the issuer key. A secret nested in a Release's values can come back
+            # in plain text in the `values` output (pulumi/pulumi#9781): keep that output secret.
+            opts=child_opts(self, provider, depends_on=[self.crds], additional_secret_outputs=["values"]),
         )
 
         viz_ns = namespace(
