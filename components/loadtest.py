@@ -59,7 +59,12 @@ class LoadTest(pulumi.ComponentResource):
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": load.duration_seconds,
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {
+                        "labels": labels,
+                        # No mesh proxy: a sidecar that never exits would keep the Job from
+                        # completing, and the generator needs no mTLS to reach the Service.
+                        "annotations": {"sidecar.istio.io/inject": "false", "linkerd.io/inject": "disabled"},
+                    },
                     "spec": {
                         "restartPolicy": "Never",
                         "containers": [

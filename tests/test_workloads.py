@@ -267,6 +267,10 @@ def test_load_test_is_bounded_in_requests_and_time() -> None:
     )
     job = one(result, "Job")
     assert job["spec"]["activeDeadlineSeconds"] == 120
+    assert job["spec"]["template"]["metadata"]["annotations"] == {
+        "sidecar.istio.io/inject": "false",
+        "linkerd.io/inject": "disabled",
+    }
     assert job["spec"]["backoffLimit"] == 0
     assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (2, 2)
     (container,) = containers(job)
