@@ -16,8 +16,8 @@ readyToUse before it adds the colour, so its progress is visible.
 
 The Service `percona` selects the live colour (`app: <active>`); nothing else depends on which
 colour is live, so switching (and rolling back) changes only that selector. Data is never
-deleted by Pulumi: the namespace, every PVC and every VolumeSnapshot are retain_on_delete, the
-StorageClass retains volumes and the VolumeSnapshotClass retains snapshots.
+deleted by Pulumi: the namespace, the credentials Secret, every PVC and every VolumeSnapshot are
+retain_on_delete, the StorageClass retains volumes and the VolumeSnapshotClass retains snapshots.
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             f"{name}-app-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         # One Secret for both colours: a restored colour carries the users of the colour it came from.
+        # Retained with the volumes: without it their data cannot be logged into.
         self.credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": f"{db.name}-credentials", "namespace": namespace, "labels": self._labels()},
@@ -112,7 +113,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                 ROOT_PASSWORD_KEY: pulumi.Output.secret(root_password.result),
                 APP_PASSWORD_KEY: pulumi.Output.secret(app_password.result),
             },
-            opts=child_opts(self, provider),
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
         self.credentials_secret_name = self.credentials.metadata.apply(lambda m: m["name"])
 

@@ -90,6 +90,8 @@ def test_passwords_are_generated_and_only_referenced_from_the_secret() -> None:
     assert len(passwords) == 2 and all(p.inputs["length"] >= 32 for p in passwords)
     secret = one(result, "Secret")
     assert "stringData" in secret.secret_paths  # the whole map is secret in state and in previews
+    assert secret.retain_on_delete  # kept beside the retained volumes, whose users it logs in as
+    assert "fake-password" not in json.dumps(result.outputs)
     assert secret.inputs["stringData"] == {
         "root-password": "fake-password-of-database-root-password",
         "app-password": "fake-password-of-database-app-password",
