@@ -13,8 +13,10 @@ followed by `pulumi up` through the Automation API:
               holds is then in the snapshot, and nothing written after it is left behind;
 3. snapshot   a VolumeSnapshot of the live colour's PVC; wait until it is readyToUse;
 4. create     the target colour, its PVC restored from the snapshot;
-5. verify     its pod is ready, it answers a query, and every table has as many rows as in the
-              live colour;
+5. verify     its pod is ready, it answers a query, every table has as many rows as in the
+              live colour, and the live colour's binary log ends exactly where the target's copy
+              of it does: nothing (not even an UPDATE, which no row count shows) was written to
+              the live colour after the snapshot;
 6. switch     `active` becomes the target; a preview must show that only the `percona`
               Service changes, or the switch is undone before anything is deployed; the
               `pulumi up` that follows targets that Service alone.
@@ -236,6 +238,38 @@ class Workflow:
         counts = {int(row[0]): int(row[1]) for row in self.probe.query(db.namespace, pod, sql)}
         return {f"{schema}.{table}": counts[index] for index, (schema, table) in enumerate(tables)}
 
+    def binary_logs(self, db: DatabaseSettings, colour: str) -> Optional[dict[str, int]]:
+        """Size in bytes of each of the colour's binary log files; None when binary logging is off."""
+        pod = self.pod(db, colour)
+        if self.probe.query(db.namespace, pod, "SELECT @@global.log_bin") != [["1"]]:
+            return None
+        return {row[0]: int(row[1]) for row in self.probe.query(db.namespace, pod, "SHOW BINARY LOGS")}
+
+    def _check_no_write_after_snapshot(self, db: DatabaseSettings, live: str, target: str) -> None:
+        """The live colour's newest binary log is as long as the target's copy of it.
+
+        Every committed write goes to the binary log (sync_binlog=1), so a live colour that took
+        a write after the snapshot (a lapsed freeze: a restarted pod, a reused older snapshot)
+        has a longer file, or a newer one, than the copy the target was restored with.
+        """
+        live_logs = self.binary_logs(db, live)
+        if not live_logs:
+            self.out(
+                f"  warning: {live} runs without a binary log: only row counts show that {target} holds "
+                f"every write (an UPDATE after the snapshot would not show)"
+            )
+            return
+        newest = list(live_logs)[-1]  # SHOW BINARY LOGS lists them oldest first
+        copy_size = (self.binary_logs(db, target) or {}).get(newest)
+        shown = "-" if copy_size is None else copy_size
+        self.out(f"  binary log {newest}: {live} {live_logs[newest]} bytes, {target}'s copy {shown} bytes")
+        if copy_size != live_logs[newest]:
+            raise WorkflowError(
+                f"{live} took writes after the snapshot {target} was restored from (binary log {newest}: "
+                f"{live} {live_logs[newest]} bytes, {target}'s copy {shown}); the Service still selects {live}. "
+                f"Retire {target} (--retire {target}) and upgrade again: a new snapshot is taken"
+            )
+
     def _wait_for_snapshot(self, db: DatabaseSettings, snapshot: str) -> None:
         deadline = self.clock() + self.snapshot_timeout
         while not self.probe.snapshot_ready(db.namespace, snapshot):
@@ -408,6 +442,7 @@ class Workflow:
                 f"selects {live}. If {live} took writes after the snapshot, retire {target} "
                 f"(--retire {target}) and upgrade again"
             )
+        self._check_no_write_after_snapshot(db, live, target)
 
     def predecessor(self, db: DatabaseSettings) -> Optional[str]:
         """The colour the live colour was restored from, if it still runs."""
