@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,10 @@ import yaml
 
 from deploy import mockrun
 
-REFERENCE_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+# SCALEPLANE_REFERENCE_DIR: from a worktree under /work/wt the reference is not two levels up.
+REFERENCE_DIR = Path(
+    os.environ.get("SCALEPLANE_REFERENCE_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
+)
 
 
 def run_component(build: Callable[[k8s.Provider], Any], *, preview: bool = False) -> mockrun.PlanResult:
