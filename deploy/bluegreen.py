@@ -21,6 +21,10 @@ followed by `pulumi up` through the Automation API:
               Service changes, or the switch is undone before anything is deployed; the
               `pulumi up` that follows targets that Service alone.
 
+Every other `pulumi up` of the workflow is previewed first, and refused (nothing deployed) if it
+would delete or replace a stateful resource it is not meant to, as `python -m deploy up` refuses
+without --allow-data-loss.
+
 The old colour stays, read-only, for `--rollback`. Every step checks what is already done, so
 running the same command again resumes where it stopped; if a step fails after the freeze, the
 live colour stays read-only (nothing written goes missing) until the command is run again or
@@ -53,6 +57,7 @@ from deploy.automation import (
     EXIT_REFUSED,
     EXIT_USAGE,
     DriverError,
+    EventTally,
     StackLike,
     error_line,
     open_stack,
@@ -89,6 +94,12 @@ class WorkflowError(RuntimeError):
 
 class SwitchRefusedError(WorkflowError):
     """The switch would have changed more than the Service's selector; nothing was deployed."""
+
+    exit_code = EXIT_REFUSED
+
+
+class DataLossRefusedError(WorkflowError):
+    """An `up` would have deleted or replaced a stateful resource it was not meant to; nothing was deployed."""
 
     exit_code = EXIT_REFUSED
 
@@ -201,7 +212,27 @@ class Workflow:
             self.stack.set_config(key, _config_value(value), path=True)
         return True
 
-    def _up(self, what: str) -> None:
+    def _up(self, what: str, retiring: Optional[str] = None) -> None:
+        """`pulumi up`, once a preview shows it deletes or replaces no stateful resource.
+
+        The same guard as `python -m deploy up` (deploy.automation's data-loss risks): a pending
+        edit elsewhere in the stack must not ride along on an upgrade step. Retiring a colour
+        deletes that colour's StatefulSet and (retained) PVC, and nothing else stateful.
+        """
+        guard = EventTally()
+        self.out(f"  pulumi preview ({what}: no stateful resource may be deleted or replaced) ...")
+        self.stack.preview(on_event=guard)
+        expected = (f"-{retiring}", f"-{retiring}-data") if retiring else ()
+        risks = [
+            risk
+            for risk in guard.data_loss_risks
+            if not (expected and risk.kind == "delete" and COMPONENT_TYPE in risk.urn and risk.name.endswith(expected))
+        ]
+        if risks:
+            raise DataLossRefusedError(
+                f"the up for {what} would also {'; '.join(risk.describe() for risk in risks)}; nothing was deployed. "
+                f"Run `pulumi preview` to see which pending edit does that"
+            )
         self.out(f"  pulumi up ({what}) ...")
         self.stack.up(on_output=lambda line: self.out("    " + line.rstrip("\n")))
 
@@ -493,7 +524,7 @@ class Workflow:
         self.out(f"[1/1] retire {colour}: its StatefulSet goes; its PVC {claim} is retained")
         # Refused by the settings (naming colours.<colour>.retired) when it is the live colour.
         self._change([(("colours", colour, "retired"), True)], f"retire {colour}")
-        self._up(f"retire {colour}")
+        self._up(f"retire {colour}", retiring=colour)
         self.out(
             f"done: {colour} no longer runs. Its volume is kept: delete it on purpose with "
             f"`kubectl -n {db.namespace} delete pvc {claim}` once you are sure"

@@ -194,9 +194,17 @@ class FakeStack:
         changes = self._changes()
         self.log.append("preview " + ", ".join(f"{op} {urn.rpartition('::')[2]}" for op, _, urn in changes))
         for op, type_, urn in changes:
-            meta = SimpleNamespace(op=op, type=type_, urn=urn)
+            meta = SimpleNamespace(op=op, type=type_, urn=urn, old=None, new=None)
             if on_event:
-                on_event(SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=meta)))
+                on_event(
+                    SimpleNamespace(
+                        resource_pre_event=SimpleNamespace(metadata=meta),
+                        res_outputs_event=None,
+                        res_op_failed_event=None,
+                        policy_event=None,
+                        diagnostic_event=None,
+                    )
+                )
         return SimpleNamespace(change_summary={})
 
     def up(
@@ -459,6 +467,28 @@ def test_the_switch_is_undone_when_the_preview_shows_more_than_the_service(
     assert stack.section()["active"] == "blue"
     service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
     assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_an_up_that_would_delete_something_stateful_on_the_side_is_refused(cluster: FakeCluster) -> None:
+    database = {**START, "snapshots": {"green-old": {"source": "data-percona-green"}}}
+    stack = FakeStack(database, cluster)
+    original = stack.set_config
+
+    def sneak_in_a_deletion(key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
+        original(key, value, path=path)
+        if key.endswith(".restoreFrom"):
+            section = stack.section()
+            del section["snapshots"]["green-old"]  # someone else's pending edit
+            stack.raw["scaleplane:database"] = json.dumps(section)
+
+    stack.set_config = sneak_in_a_deletion  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.DataLossRefusedError, match="would also delete") as error:
+        workflow(stack, cluster).upgrade("green", GREEN_IMAGE)
+    assert "database-snapshot-green-old" in str(error.value) and "blue stays read-only" in str(error.value)
+    assert error.value.exit_code == bluegreen.EXIT_REFUSED
+    assert "green" not in cluster.pods  # the create step's up never ran
+    ups = [entry for entry in stack.log if entry.startswith("up")]
+    assert ups == [f"up create database-snapshot-blue-{NOW}"]
 
 
 def test_a_new_colour_needs_an_image(stack: FakeStack, cluster: FakeCluster) -> None:
