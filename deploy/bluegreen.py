@@ -447,7 +447,9 @@ class Workflow:
         self._verify(db, live, target)
 
         self.out(f"[6/6] switch: the percona Service selects {target}")
-        self._deploy_switch(target, self._propose_switch(db, target))
+        service_urn = self._propose_switch(db, target)
+        self._set_read_only(db, target, False)  # a restored copy is writable, unless a rollback froze it
+        self._deploy_switch(target, service_urn)
         self._require_ready(db, target)
         self.out(
             f"done: {target} is live. {live} stays read-only for rollback "
@@ -483,6 +485,15 @@ class Workflow:
         source = db.snapshots[spec.restore_from].source
         return next((c for c in db.serving if c != db.active and db.claim(c) == source), None)
 
+    def successors(self, db: DatabaseSettings) -> list[str]:
+        """Running colours restored from a snapshot of the live colour's PVC."""
+        live_claim = db.claim(db.active)
+        return [
+            colour
+            for colour, spec in db.serving.items()
+            if colour != db.active and spec.restore_from and db.snapshots[spec.restore_from].source == live_claim
+        ]
+
     def rollback(self) -> None:
         db = self.database()
         live = db.active
@@ -490,6 +501,12 @@ class Workflow:
         if previous is None:
             self.out(f"{live} is live and no running colour was upgraded into it: nothing to switch back to")
             self._require_ready(db, live)
+            # A rollback interrupted before its freeze: the colour it switches away from may still
+            # be selected, and open connections outlive the switch. Freeze it, as step 3 would.
+            for colour in self.successors(db):
+                if self.probe.pod_ready(db.namespace, self.pod(db, colour)):
+                    self.out(f"  freezing {colour}, upgraded from {live}: it must take no write once {live} is live")
+                    self._set_read_only(db, colour, True)
             self.out(f"  lifting any write freeze on {live} (an interrupted upgrade leaves it read-only)")
             self._set_read_only(db, live, False)
             # A rollback interrupted after its config switch: deploy it.

@@ -563,6 +563,51 @@ def test_a_rollback_interrupted_before_its_up_is_deployed_by_the_rerun(stack: Fa
     assert service.inputs["spec"]["selector"]["app"] == "blue"
 
 
+def test_a_rollback_interrupted_before_its_freeze_freezes_green_on_the_rerun(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    upgraded(stack, cluster)
+    probe = FakeProbe(cluster)
+    original = probe.query
+
+    def kubectl_fails_on_the_freeze(namespace: str, pod: str, sql: str) -> list[list[str]]:
+        if "super_read_only = ON" in sql:
+            raise bluegreen.ProbeError("kubectl exec failed (injected)")
+        return original(namespace, pod, sql)
+
+    probe.query = kubectl_fails_on_the_freeze  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.ProbeError):
+        Workflow(stack, probe, out=lambda _: None, sleep=lambda _: None).rollback()
+    assert stack.section()["active"] == "blue" and not cluster.pods["green"].read_only  # still selected
+    workflow(stack, cluster).rollback()
+    assert cluster.pods["green"].read_only and not cluster.pods["blue"].read_only
+    service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
+    assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_an_upgrade_resumed_after_a_rollback_froze_green_makes_green_writable(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    probe = FakeProbe(cluster)
+    original = probe.query
+
+    def green_does_not_answer_once(namespace: str, pod: str, sql: str) -> list[list[str]]:
+        if pod == "percona-green-0" and sql == "SELECT 1":
+            probe.query = original  # type: ignore[method-assign]
+            raise bluegreen.ProbeError("kubectl exec failed (injected)")
+        return original(namespace, pod, sql)
+
+    probe.query = green_does_not_answer_once  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.ProbeError):
+        Workflow(stack, probe, out=lambda _: None, sleep=lambda _: None).upgrade("green", GREEN_IMAGE)
+    workflow(stack, cluster).rollback()  # lifts blue's freeze; freezes green, restored from blue
+    assert cluster.pods["green"].read_only and not cluster.pods["blue"].read_only
+    workflow(stack, cluster).upgrade("green", GREEN_IMAGE)  # resumes into the same green
+    assert stack.section()["active"] == "green"
+    assert not cluster.pods["green"].read_only and cluster.pods["blue"].read_only
+    cluster.write("green", "shop.orders", 1)
+
+
 def test_a_refused_rollback_changes_no_freeze(stack: FakeStack, cluster: FakeCluster) -> None:
     upgraded(stack, cluster)
     stack.raw["scaleplane:database"] = json.dumps({**stack.section(), "storageSize": "30Gi"})  # undeployed edit
