@@ -121,23 +121,11 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         self._namespace_name = namespace
         self._pvcs: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
         self.snapshots: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
         for snapshot in sorted(db.snapshots):
             self._snapshot(name, snapshot)
-
-        self.statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
         for colour in db.serving:
-            claim = self._claim(name, colour)
-            peers = k8s.core.v1.Service(
-                f"{name}-{colour}-peers",
-                metadata={"name": f"{db.name}-{colour}", "namespace": namespace, "labels": self._labels(colour)},
-                spec={
-                    "clusterIP": "None",
-                    "selector": colour_selector(db.name, colour),
-                    "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
-                },
-                opts=child_opts(self, provider),
-            )
-            self.statefulsets[colour] = self._statefulset(name, colour, namespace, claim, peers)
+            self._workload(name, colour)
         self.claims = {c: pvc.metadata.apply(lambda m: m["name"]) for c, pvc in self._pvcs.items()}
 
         # The one resource that names the live colour.
@@ -178,14 +166,20 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         return labels
 
     def _snapshot(self, name: str, snapshot: str) -> k8s.apiextensions.CustomResource:
-        """A VolumeSnapshot, created once; after its source PVC when that PVC is part of this stack."""
+        """A VolumeSnapshot, created once; after its source colour's StatefulSet when that colour runs.
+
+        After the StatefulSet, not just the PVC: a WaitForFirstConsumer PVC is bound only once its
+        pod is scheduled, and a snapshot taken before mysqld has initialised the volume would
+        restore as a half-written data directory (a stack deployed afresh from a config that
+        already lists a snapshot and its restored colour).
+        """
         if snapshot in self.snapshots:
             return self.snapshots[snapshot]
         db = self._db
         source = db.snapshots[snapshot].source
         # A retired colour's PVC is no longer in the stack: the snapshot then only names it.
         source_colour = next((c for c in db.serving if db.claim(c) == source), None)
-        depends = [self._claim(name, source_colour)] if source_colour else []
+        depends = [self._workload(name, source_colour)] if source_colour else []
         self.snapshots[snapshot] = k8s.apiextensions.CustomResource(
             f"{name}-snapshot-{snapshot}",
             api_version=f"{SNAPSHOT_GROUP}/v1",
@@ -221,6 +215,25 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             opts=child_opts(self, self._provider, depends_on=depends, retain_on_delete=True),
         )
         return self._pvcs[colour]
+
+    def _workload(self, name: str, colour: Colour) -> k8s.apps.v1.StatefulSet:
+        """A running colour: its PVC, its headless peers Service and its StatefulSet, created once."""
+        if colour in self.statefulsets:
+            return self.statefulsets[colour]
+        db = self._db
+        claim = self._claim(name, colour)
+        peers = k8s.core.v1.Service(
+            f"{name}-{colour}-peers",
+            metadata={"name": f"{db.name}-{colour}", "namespace": self._namespace_name, "labels": self._labels(colour)},
+            spec={
+                "clusterIP": "None",
+                "selector": colour_selector(db.name, colour),
+                "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
+            },
+            opts=child_opts(self, self._provider),
+        )
+        self.statefulsets[colour] = self._statefulset(name, colour, self._namespace_name, claim, peers)
+        return self.statefulsets[colour]
 
     def _statefulset(
         self,

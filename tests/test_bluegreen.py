@@ -143,9 +143,12 @@ def test_green_is_restored_from_a_retained_snapshot_of_blues_pvc() -> None:
         "name": SNAPSHOT,
     }
     assert green_claim.retain_on_delete
-    # Order: blue's PVC, then the snapshot of it, then green's PVC, then green's StatefulSet.
+    # Order: blue running (its PVC bound, mysqld initialised), then the snapshot of its PVC, then
+    # green's PVC, then green's StatefulSet.
     blue_claim = one(result, "PersistentVolumeClaim", "data-percona-blue")
-    assert blue_claim.urn in snapshot.dependencies
+    blue = one(result, "StatefulSet", "percona-blue")
+    assert blue.urn in snapshot.dependencies
+    assert blue_claim.urn in blue.dependencies
     assert snapshot.urn in green_claim.dependencies
     green = one(result, "StatefulSet", "percona-green")
     assert green.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == GREEN_IMAGE
