@@ -42,6 +42,9 @@ DATA_MOUNT = "/var/lib/mysql"
 DATADIR = f"{DATA_MOUNT}/data"
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
 
+#: Rows the load generator copies per round (every ~2 s), instead of doubling the table.
+LOADGEN_ROWS_PER_ROUND = 1000
+
 ROOT_PASSWORD_KEY = "root-password"
 APP_PASSWORD_KEY = "app-password"
 
@@ -332,11 +335,22 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         spec = db.load_generator
         target = f"{db.name}.{db.namespace}.svc.cluster.local"
         # MySQLLoadGenerate.sh logs in as root with the playbook's fixed password; run it as the
-        # application user with the generated password instead (MYSQL_PWD, from the Secret).
+        # application user with the generated password instead (MYSQL_PWD, from the Secret). Its
+        # loop doubles the Hardware table (INSERT ... SELECT * every 2 s): tens of millions of rows
+        # within the 300 s, enough to fill the live colour's volume and stop mysqld. Each round
+        # copies at most LOADGEN_ROWS_PER_ROUND rows instead. A script that does not read as
+        # expected stops the Job rather than run unmodified.
         script = "\n".join(
             [
                 "set -e",
-                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh',
+                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" '
+                f'-e "s/FROM Hardware;/FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};/g" '
+                "MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh",
+                # (`! grep` would not stop a `set -e` script: bash ignores a negated status.)
+                "if grep -q k8sDem0 /tmp/MySQLLoadGenerate.sh; then",
+                '  echo "MySQLLoadGenerate.sh still logs in with its fixed password: not run" >&2; exit 1',
+                "fi",
+                f'grep -q "FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};" /tmp/MySQLLoadGenerate.sh',
                 "set +e",
                 f"timelimit -t {spec.duration_seconds} sh /tmp/MySQLLoadGenerate.sh {target}",
                 f'echo "MySQLLoadGenerate.sh stopped after its {spec.duration_seconds} s time limit"',
