@@ -16,8 +16,8 @@ readyToUse before it adds the colour, so its progress is visible.
 
 The Service `percona` selects the live colour (`app: <active>`); nothing else depends on which
 colour is live, so switching (and rolling back) changes only that selector. Data is never
-deleted by Pulumi: the namespace, every PVC and every VolumeSnapshot are retain_on_delete, the
-StorageClass retains volumes and the VolumeSnapshotClass retains snapshots.
+deleted by Pulumi: the namespace, the credentials Secret, every PVC and every VolumeSnapshot are
+retain_on_delete, the StorageClass retains volumes and the VolumeSnapshotClass retains snapshots.
 """
 
 from __future__ import annotations
@@ -41,6 +41,9 @@ MYSQL_UID = 1001
 DATA_MOUNT = "/var/lib/mysql"
 DATADIR = f"{DATA_MOUNT}/data"
 SNAPSHOT_GROUP = "snapshot.storage.k8s.io"
+
+#: Rows the load generator copies per round (every ~2 s), instead of doubling the table.
+LOADGEN_ROWS_PER_ROUND = 1000
 
 ROOT_PASSWORD_KEY = "root-password"
 APP_PASSWORD_KEY = "app-password"
@@ -104,6 +107,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             f"{name}-app-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         # One Secret for both colours: a restored colour carries the users of the colour it came from.
+        # Retained with the volumes: without it their data cannot be logged into.
         self.credentials = k8s.core.v1.Secret(
             f"{name}-credentials",
             metadata={"name": f"{db.name}-credentials", "namespace": namespace, "labels": self._labels()},
@@ -112,7 +116,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                 ROOT_PASSWORD_KEY: pulumi.Output.secret(root_password.result),
                 APP_PASSWORD_KEY: pulumi.Output.secret(app_password.result),
             },
-            opts=child_opts(self, provider),
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
         self.credentials_secret_name = self.credentials.metadata.apply(lambda m: m["name"])
 
@@ -120,23 +124,11 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         self._namespace_name = namespace
         self._pvcs: dict[str, k8s.core.v1.PersistentVolumeClaim] = {}
         self.snapshots: dict[str, k8s.apiextensions.CustomResource] = {}
+        self.statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
         for snapshot in sorted(db.snapshots):
             self._snapshot(name, snapshot)
-
-        self.statefulsets: dict[str, k8s.apps.v1.StatefulSet] = {}
         for colour in db.serving:
-            claim = self._claim(name, colour)
-            peers = k8s.core.v1.Service(
-                f"{name}-{colour}-peers",
-                metadata={"name": f"{db.name}-{colour}", "namespace": namespace, "labels": self._labels(colour)},
-                spec={
-                    "clusterIP": "None",
-                    "selector": colour_selector(db.name, colour),
-                    "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
-                },
-                opts=child_opts(self, provider),
-            )
-            self.statefulsets[colour] = self._statefulset(name, colour, namespace, claim, peers)
+            self._workload(name, colour)
         self.claims = {c: pvc.metadata.apply(lambda m: m["name"]) for c, pvc in self._pvcs.items()}
 
         # The one resource that names the live colour.
@@ -177,14 +169,20 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         return labels
 
     def _snapshot(self, name: str, snapshot: str) -> k8s.apiextensions.CustomResource:
-        """A VolumeSnapshot, created once; after its source PVC when that PVC is part of this stack."""
+        """A VolumeSnapshot, created once; after its source colour's StatefulSet when that colour runs.
+
+        After the StatefulSet, not just the PVC: a WaitForFirstConsumer PVC is bound only once its
+        pod is scheduled, and a snapshot taken before mysqld has initialised the volume would
+        restore as a half-written data directory (a stack deployed afresh from a config that
+        already lists a snapshot and its restored colour).
+        """
         if snapshot in self.snapshots:
             return self.snapshots[snapshot]
         db = self._db
         source = db.snapshots[snapshot].source
         # A retired colour's PVC is no longer in the stack: the snapshot then only names it.
         source_colour = next((c for c in db.serving if db.claim(c) == source), None)
-        depends = [self._claim(name, source_colour)] if source_colour else []
+        depends = [self._workload(name, source_colour)] if source_colour else []
         self.snapshots[snapshot] = k8s.apiextensions.CustomResource(
             f"{name}-snapshot-{snapshot}",
             api_version=f"{SNAPSHOT_GROUP}/v1",
@@ -220,6 +218,25 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             opts=child_opts(self, self._provider, depends_on=depends, retain_on_delete=True),
         )
         return self._pvcs[colour]
+
+    def _workload(self, name: str, colour: Colour) -> k8s.apps.v1.StatefulSet:
+        """A running colour: its PVC, its headless peers Service and its StatefulSet, created once."""
+        if colour in self.statefulsets:
+            return self.statefulsets[colour]
+        db = self._db
+        claim = self._claim(name, colour)
+        peers = k8s.core.v1.Service(
+            f"{name}-{colour}-peers",
+            metadata={"name": f"{db.name}-{colour}", "namespace": self._namespace_name, "labels": self._labels(colour)},
+            spec={
+                "clusterIP": "None",
+                "selector": colour_selector(db.name, colour),
+                "ports": [{"name": "mysql", "port": PORT, "targetPort": "mysql", "protocol": "TCP"}],
+            },
+            opts=child_opts(self, self._provider),
+        )
+        self.statefulsets[colour] = self._statefulset(name, colour, self._namespace_name, claim, peers)
+        return self.statefulsets[colour]
 
     def _statefulset(
         self,
@@ -318,11 +335,22 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         spec = db.load_generator
         target = f"{db.name}.{db.namespace}.svc.cluster.local"
         # MySQLLoadGenerate.sh logs in as root with the playbook's fixed password; run it as the
-        # application user with the generated password instead (MYSQL_PWD, from the Secret).
+        # application user with the generated password instead (MYSQL_PWD, from the Secret). Its
+        # loop doubles the Hardware table (INSERT ... SELECT * every 2 s): tens of millions of rows
+        # within the 300 s, enough to fill the live colour's volume and stop mysqld. Each round
+        # copies at most LOADGEN_ROWS_PER_ROUND rows instead. A script that does not read as
+        # expected stops the Job rather than run unmodified.
         script = "\n".join(
             [
                 "set -e",
-                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh',
+                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" '
+                f'-e "s/FROM Hardware;/FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};/g" '
+                "MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh",
+                # (`! grep` would not stop a `set -e` script: bash ignores a negated status.)
+                "if grep -q k8sDem0 /tmp/MySQLLoadGenerate.sh; then",
+                '  echo "MySQLLoadGenerate.sh still logs in with its fixed password: not run" >&2; exit 1',
+                "fi",
+                f'grep -q "FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};" /tmp/MySQLLoadGenerate.sh',
                 "set +e",
                 f"timelimit -t {spec.duration_seconds} sh /tmp/MySQLLoadGenerate.sh {target}",
                 f'echo "MySQLLoadGenerate.sh stopped after its {spec.duration_seconds} s time limit"',

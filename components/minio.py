@@ -94,7 +94,8 @@ class Minio(pulumi.ComponentResource):
             metadata={"name": CREDENTIALS, "namespace": namespace, "labels": labels},
             type="Opaque",
             string_data={"MINIO_ROOT_USER": root_user.result, "MINIO_ROOT_PASSWORD": root_password.result},
-            opts=child_opts(self, provider),
+            # Kept with the retained volumes: their data is administered with these credentials.
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
 
         ports = [

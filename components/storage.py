@@ -8,7 +8,10 @@
   depend on the cluster.
 - `zfs-localpv` (a local kind/k3d cluster with a ZFS pool on its nodes): installs OpenEBS
   LocalPV-ZFS from its Helm chart, which also installs the VolumeSnapshot CRDs and runs the
-  snapshot controller and csi-snapshotter, then adds the classes.
+  snapshot controller and csi-snapshotter, then adds the classes. The release is retained on
+  delete: its CRDs (ZFSVolume among them) are chart templates, so uninstalling it deletes every
+  ZFSVolume object, and the node agent destroys a volume's ZFS dataset when its object is
+  deleted. `pulumi destroy` leaves the driver installed beside the volumes it keeps.
 
 Both classes keep data when objects go: the StorageClass's reclaimPolicy is Retain (deleting a
 PVC leaves its volume) and the VolumeSnapshotClass's deletionPolicy is Retain (deleting a
@@ -172,7 +175,9 @@ class SnapshotStorage(pulumi.ComponentResource):
             atomic=True,
             cleanup_on_fail=True,
             values=self.chart_values,
-            opts=child_opts(self, provider),
+            # Never uninstalled by Pulumi: that would delete the ZFSVolume objects, and the node
+            # agent destroys the dataset of every deleted one (the retained volumes' data).
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
 
 

@@ -145,7 +145,8 @@ class TodoApp(pulumi.ComponentResource):
                 "password": password.result,
                 "uri": self.mongodb_uri,
             },
-            opts=child_opts(self, provider),
+            # Kept with the retained volume: MongoDB sets its root password only on first start.
+            opts=child_opts(self, provider, retain_on_delete=True),
         )
         mongo_labels = app_labels(MONGODB_APP, "database")
         mongo_selector = {"app": MONGODB_APP}

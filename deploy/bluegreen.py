@@ -13,11 +13,17 @@ followed by `pulumi up` through the Automation API:
               holds is then in the snapshot, and nothing written after it is left behind;
 3. snapshot   a VolumeSnapshot of the live colour's PVC; wait until it is readyToUse;
 4. create     the target colour, its PVC restored from the snapshot;
-5. verify     its pod is ready, it answers a query, and every table has as many rows as in the
-              live colour;
+5. verify     its pod is ready, it answers a query, every table has as many rows as in the
+              live colour, and the live colour's binary log ends exactly where the target's copy
+              of it does: nothing (not even an UPDATE, which no row count shows) was written to
+              the live colour after the snapshot;
 6. switch     `active` becomes the target; a preview must show that only the `percona`
               Service changes, or the switch is undone before anything is deployed; the
               `pulumi up` that follows targets that Service alone.
+
+Every other `pulumi up` of the workflow is previewed first, and refused (nothing deployed) if it
+would delete or replace a stateful resource it is not meant to, as `python -m deploy up` refuses
+without --allow-data-loss.
 
 The old colour stays, read-only, for `--rollback`. Every step checks what is already done, so
 running the same command again resumes where it stopped; if a step fails after the freeze, the
@@ -51,6 +57,7 @@ from deploy.automation import (
     EXIT_REFUSED,
     EXIT_USAGE,
     DriverError,
+    EventTally,
     StackLike,
     error_line,
     open_stack,
@@ -87,6 +94,12 @@ class WorkflowError(RuntimeError):
 
 class SwitchRefusedError(WorkflowError):
     """The switch would have changed more than the Service's selector; nothing was deployed."""
+
+    exit_code = EXIT_REFUSED
+
+
+class DataLossRefusedError(WorkflowError):
+    """An `up` would have deleted or replaced a stateful resource it was not meant to; nothing was deployed."""
 
     exit_code = EXIT_REFUSED
 
@@ -199,7 +212,27 @@ class Workflow:
             self.stack.set_config(key, _config_value(value), path=True)
         return True
 
-    def _up(self, what: str) -> None:
+    def _up(self, what: str, retiring: Optional[str] = None) -> None:
+        """`pulumi up`, once a preview shows it deletes or replaces no stateful resource.
+
+        The same guard as `python -m deploy up` (deploy.automation's data-loss risks): a pending
+        edit elsewhere in the stack must not ride along on an upgrade step. Retiring a colour
+        deletes that colour's StatefulSet and (retained) PVC, and nothing else stateful.
+        """
+        guard = EventTally()
+        self.out(f"  pulumi preview ({what}: no stateful resource may be deleted or replaced) ...")
+        self.stack.preview(on_event=guard)
+        expected = (f"-{retiring}", f"-{retiring}-data") if retiring else ()
+        risks = [
+            risk
+            for risk in guard.data_loss_risks
+            if not (expected and risk.kind == "delete" and COMPONENT_TYPE in risk.urn and risk.name.endswith(expected))
+        ]
+        if risks:
+            raise DataLossRefusedError(
+                f"the up for {what} would also {'; '.join(risk.describe() for risk in risks)}; nothing was deployed. "
+                f"Run `pulumi preview` to see which pending edit does that"
+            )
         self.out(f"  pulumi up ({what}) ...")
         self.stack.up(on_output=lambda line: self.out("    " + line.rstrip("\n")))
 
@@ -235,6 +268,38 @@ class Workflow:
         )
         counts = {int(row[0]): int(row[1]) for row in self.probe.query(db.namespace, pod, sql)}
         return {f"{schema}.{table}": counts[index] for index, (schema, table) in enumerate(tables)}
+
+    def binary_logs(self, db: DatabaseSettings, colour: str) -> Optional[dict[str, int]]:
+        """Size in bytes of each of the colour's binary log files; None when binary logging is off."""
+        pod = self.pod(db, colour)
+        if self.probe.query(db.namespace, pod, "SELECT @@global.log_bin") != [["1"]]:
+            return None
+        return {row[0]: int(row[1]) for row in self.probe.query(db.namespace, pod, "SHOW BINARY LOGS")}
+
+    def _check_no_write_after_snapshot(self, db: DatabaseSettings, live: str, target: str) -> None:
+        """The live colour's newest binary log is as long as the target's copy of it.
+
+        Every committed write goes to the binary log (sync_binlog=1), so a live colour that took
+        a write after the snapshot (a lapsed freeze: a restarted pod, a reused older snapshot)
+        has a longer file, or a newer one, than the copy the target was restored with.
+        """
+        live_logs = self.binary_logs(db, live)
+        if not live_logs:
+            self.out(
+                f"  warning: {live} runs without a binary log: only row counts show that {target} holds "
+                f"every write (an UPDATE after the snapshot would not show)"
+            )
+            return
+        newest = list(live_logs)[-1]  # SHOW BINARY LOGS lists them oldest first
+        copy_size = (self.binary_logs(db, target) or {}).get(newest)
+        shown = "-" if copy_size is None else copy_size
+        self.out(f"  binary log {newest}: {live} {live_logs[newest]} bytes, {target}'s copy {shown} bytes")
+        if copy_size != live_logs[newest]:
+            raise WorkflowError(
+                f"{live} took writes after the snapshot {target} was restored from (binary log {newest}: "
+                f"{live} {live_logs[newest]} bytes, {target}'s copy {shown}); the Service still selects {live}. "
+                f"Retire {target} (--retire {target}) and upgrade again: a new snapshot is taken"
+            )
 
     def _wait_for_snapshot(self, db: DatabaseSettings, snapshot: str) -> None:
         deadline = self.clock() + self.snapshot_timeout
@@ -382,7 +447,9 @@ class Workflow:
         self._verify(db, live, target)
 
         self.out(f"[6/6] switch: the percona Service selects {target}")
-        self._deploy_switch(target, self._propose_switch(db, target))
+        service_urn = self._propose_switch(db, target)
+        self._set_read_only(db, target, False)  # a restored copy is writable, unless a rollback froze it
+        self._deploy_switch(target, service_urn)
         self._require_ready(db, target)
         self.out(
             f"done: {target} is live. {live} stays read-only for rollback "
@@ -408,6 +475,7 @@ class Workflow:
                 f"selects {live}. If {live} took writes after the snapshot, retire {target} "
                 f"(--retire {target}) and upgrade again"
             )
+        self._check_no_write_after_snapshot(db, live, target)
 
     def predecessor(self, db: DatabaseSettings) -> Optional[str]:
         """The colour the live colour was restored from, if it still runs."""
@@ -417,6 +485,15 @@ class Workflow:
         source = db.snapshots[spec.restore_from].source
         return next((c for c in db.serving if c != db.active and db.claim(c) == source), None)
 
+    def successors(self, db: DatabaseSettings) -> list[str]:
+        """Running colours restored from a snapshot of the live colour's PVC."""
+        live_claim = db.claim(db.active)
+        return [
+            colour
+            for colour, spec in db.serving.items()
+            if colour != db.active and spec.restore_from and db.snapshots[spec.restore_from].source == live_claim
+        ]
+
     def rollback(self) -> None:
         db = self.database()
         live = db.active
@@ -424,6 +501,12 @@ class Workflow:
         if previous is None:
             self.out(f"{live} is live and no running colour was upgraded into it: nothing to switch back to")
             self._require_ready(db, live)
+            # A rollback interrupted before its freeze: the colour it switches away from may still
+            # be selected, and open connections outlive the switch. Freeze it, as step 3 would.
+            for colour in self.successors(db):
+                if self.probe.pod_ready(db.namespace, self.pod(db, colour)):
+                    self.out(f"  freezing {colour}, upgraded from {live}: it must take no write once {live} is live")
+                    self._set_read_only(db, colour, True)
             self.out(f"  lifting any write freeze on {live} (an interrupted upgrade leaves it read-only)")
             self._set_read_only(db, live, False)
             # A rollback interrupted after its config switch: deploy it.
@@ -458,7 +541,7 @@ class Workflow:
         self.out(f"[1/1] retire {colour}: its StatefulSet goes; its PVC {claim} is retained")
         # Refused by the settings (naming colours.<colour>.retired) when it is the live colour.
         self._change([(("colours", colour, "retired"), True)], f"retire {colour}")
-        self._up(f"retire {colour}")
+        self._up(f"retire {colour}", retiring=colour)
         self.out(
             f"done: {colour} no longer runs. Its volume is kept: delete it on purpose with "
             f"`kubectl -n {db.namespace} delete pvc {claim}` once you are sure"

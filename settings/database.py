@@ -68,7 +68,11 @@ class SnapshotSettings:
 
 @settings
 class LoadGeneratorSettings:
-    """The playbook's MySQL load generator: openebs/tests-mysql-client's MySQLLoadGenerate.sh."""
+    """The playbook's MySQL load generator: openebs/tests-mysql-client's MySQLLoadGenerate.sh.
+
+    Run as the application user, and with each round bounded (components.bluegreen), so that it
+    can run against the live colour without filling its volume.
+    """
 
     enabled: bool = False
     #: openebs/tests-mysql-client publishes only a `latest` tag: pin it by digest

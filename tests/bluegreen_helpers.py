@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import runpy
 from pathlib import Path
 from typing import Any, Optional
@@ -20,7 +21,7 @@ from components.storage import SnapshotStorage, SnapshotStorageArgs
 from deploy import mockrun
 from deploy.project import PROJECT_DIR, stack_config
 
-REFERENCE_DIR = PROJECT_DIR.parent.parent / "shared" / "reference"
+REFERENCE_DIR = Path(os.environ.get("SCALEPLANE_REFERENCE_DIR") or PROJECT_DIR.parent.parent / "shared" / "reference")
 if not REFERENCE_DIR.is_dir():  # a worktree under /work/wt/<name>, or the main checkout /work/main
     REFERENCE_DIR = PROJECT_DIR.parent / "shared" / "reference"
 

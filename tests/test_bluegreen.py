@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import copy
 import json
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -90,6 +92,8 @@ def test_passwords_are_generated_and_only_referenced_from_the_secret() -> None:
     assert len(passwords) == 2 and all(p.inputs["length"] >= 32 for p in passwords)
     secret = one(result, "Secret")
     assert "stringData" in secret.secret_paths  # the whole map is secret in state and in previews
+    assert secret.retain_on_delete  # kept beside the retained volumes, whose users it logs in as
+    assert "fake-password" not in json.dumps(result.outputs)
     assert secret.inputs["stringData"] == {
         "root-password": "fake-password-of-database-root-password",
         "app-password": "fake-password-of-database-app-password",
@@ -141,9 +145,12 @@ def test_green_is_restored_from_a_retained_snapshot_of_blues_pvc() -> None:
         "name": SNAPSHOT,
     }
     assert green_claim.retain_on_delete
-    # Order: blue's PVC, then the snapshot of it, then green's PVC, then green's StatefulSet.
+    # Order: blue running (its PVC bound, mysqld initialised), then the snapshot of its PVC, then
+    # green's PVC, then green's StatefulSet.
     blue_claim = one(result, "PersistentVolumeClaim", "data-percona-blue")
-    assert blue_claim.urn in snapshot.dependencies
+    blue = one(result, "StatefulSet", "percona-blue")
+    assert blue.urn in snapshot.dependencies
+    assert blue_claim.urn in blue.dependencies
     assert snapshot.urn in green_claim.dependencies
     green = one(result, "StatefulSet", "percona-green")
     assert green.inputs["spec"]["template"]["spec"]["containers"][0]["image"] == GREEN_IMAGE
@@ -276,11 +283,48 @@ def test_load_generator_runs_the_playbook_script_bounded_with_generated_credenti
     script = container["command"][-1]
     assert "MySQLLoadGenerate.sh" in script and "timelimit -t 300" in script
     assert "percona.percona.svc.cluster.local" in script
-    assert "k8sDem0" not in script.replace("-pk8sDem0/", "")  # only as the pattern replaced away
+    assert "k8sDem0" not in script.replace("-pk8sDem0/", "").replace("grep -q k8sDem0", "")
     env = {e["name"]: e for e in container["env"]}
     assert env["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "app-password"
     assert container["resources"]["requests"]["cpu"] == "100m"
     assert pod["restartPolicy"] == "Never"
+
+
+PLAYBOOK_LIKE_SCRIPT = """#! /bin/sh
+mysql -uroot -pk8sDem0 -h $pod_ip -e "CREATE DATABASE Inventory;"
+while true; do mysql -uroot -pk8sDem0 -h $pod_ip -e "INSERT INTO Hardware select * FROM Hardware;" Inventory; done
+"""
+
+
+def _prepare(script: str, playbook_script: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Run the Job's preparation (everything before it starts the generator) on `playbook_script`."""
+    (tmp_path / "MySQLLoadGenerate.sh").write_text(playbook_script)  # in the image's working directory
+    (tmp_path / "tmp").mkdir(exist_ok=True)
+    preparation = script.split("set +e")[0].replace("/tmp/", f"{tmp_path}/tmp/")
+    return subprocess.run(
+        ["bash", "-c", preparation],
+        cwd=tmp_path,
+        env={"DB_USER": "app", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def test_load_generator_logs_in_as_the_app_user_and_copies_bounded_rounds(tmp_path: Path) -> None:
+    database = with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE})
+    script = one(plan(database), "Job").inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
+    assert _prepare(script, PLAYBOOK_LIKE_SCRIPT, tmp_path).returncode == 0
+    rewritten = (tmp_path / "tmp" / "MySQLLoadGenerate.sh").read_text()
+    assert "k8sDem0" not in rewritten and "mysql --user=app -h $pod_ip" in rewritten
+    # The doubling INSERT ... SELECT copies a bounded round instead (the volume never fills).
+    assert "INSERT INTO Hardware select * FROM Hardware LIMIT 1000;" in rewritten
+    # A script that no longer reads as expected stops the Job instead of running unmodified.
+    unexpected = PLAYBOOK_LIKE_SCRIPT.replace("-uroot -pk8sDem0", "-u root -pk8sDem0")
+    failed = _prepare(script, unexpected, tmp_path)
+    assert failed.returncode != 0 and "fixed password" in failed.stderr
+    unbounded = PLAYBOOK_LIKE_SCRIPT.replace("FROM Hardware;", "FROM Hardware ;")
+    assert _prepare(script, unbounded, tmp_path).returncode != 0
 
 
 # -- bad settings ---------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The fake stack keeps the stack config as the Pulumi CLI does (`set --path` turns "true"/"false"
 into booleans) and answers preview/up by running the real components under mocks: a preview
 reports the resources whose inputs differ from the last `up`. The fake cluster follows what was
-deployed: a snapshot copies its source volume's rows, a restored PVC copies its snapshot's rows,
-and a read-only colour refuses writes.
+deployed: a snapshot copies its source volume's rows and binary logs, a restored PVC copies its
+snapshot's, a starting pod opens a new binary log, and a read-only colour refuses writes.
 """
 
 from __future__ import annotations
@@ -53,30 +53,44 @@ class FakeCluster:
     pending: dict[str, int] = field(default_factory=dict)
     #: Restores lose this many rows of every table (a broken copy, for the verification test).
     restore_loss: int = 0
+    #: Binary log files (name -> bytes, oldest first) of each volume and each snapshot.
+    binlogs: dict[str, dict[str, int]] = field(default_factory=dict)
+    snapshot_binlogs: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def deploy(self, db: DatabaseSettings) -> None:
         for name, spec in db.snapshots.items():
             if name not in self.snapshots:
                 self.snapshots[name] = copy.deepcopy(self.volumes.get(spec.source, {}))
+                self.snapshot_binlogs[name] = dict(self.binlogs.get(spec.source, {}))
                 self.pending[name] = self.snapshot_delay
         for colour, spec in db.serving.items():
             claim = db.claim(colour)
             if claim not in self.volumes:
                 source = self.snapshots[spec.restore_from] if spec.restore_from else {}
                 self.volumes[claim] = {t: n - self.restore_loss for t, n in source.items()}
+                self.binlogs[claim] = dict(self.snapshot_binlogs[spec.restore_from]) if spec.restore_from else {}
             pod = self.pods.get(colour)
             if pod is None or pod.claim != claim or pod.image != spec.image:
-                self.pods[colour] = Pod(claim, spec.image)  # a new pod starts writable
+                self.start(colour, Pod(claim, spec.image))
         for colour in list(self.pods):
             if colour not in db.serving:
                 del self.pods[colour]  # retired: the pod goes, its volume stays
 
-    def write(self, colour: str, table: str, rows: int) -> None:
+    def start(self, colour: str, pod: Pod) -> None:
+        """A new pod starts writable (no freeze survives a restart) and opens a new binary log."""
+        self.pods[colour] = pod
+        logs = self.binlogs.setdefault(pod.claim, {})
+        logs[f"binlog.{len(logs) + 1:06d}"] = 157
+
+    def write(self, colour: str, table: str, rows: int, *, update: bool = False) -> None:
+        """INSERT `rows` rows, or UPDATE them (no row count changes): either way the binary log grows."""
         pod = self.pods[colour]
         if pod.read_only:
             raise PermissionError(f"{colour} is read-only")
         volume = self.volumes[pod.claim]
-        volume[table] = volume.get(table, 0) + rows
+        volume[table] = volume.get(table, 0) + (0 if update else rows)
+        logs = self.binlogs[pod.claim]
+        logs[list(logs)[-1]] += 100 * rows
 
 
 class FakeProbe:
@@ -109,6 +123,10 @@ class FakeProbe:
             return [["1"]]
         if sql == "SELECT VERSION()":
             return [[target.image.rpartition(":")[2]]]
+        if sql == "SELECT @@global.log_bin":
+            return [["1"]]
+        if sql == "SHOW BINARY LOGS":
+            return [[name, str(size), "No"] for name, size in self.cluster.binlogs[target.claim].items()]
         if sql == USER_TABLES:
             return [table.split(".", 1) for table in sorted(data)]
         counted = re.findall(r"SELECT (\d+), COUNT\(\*\) FROM `((?:[^`]|``)+)`\.`((?:[^`]|``)+)`", sql)
@@ -176,9 +194,17 @@ class FakeStack:
         changes = self._changes()
         self.log.append("preview " + ", ".join(f"{op} {urn.rpartition('::')[2]}" for op, _, urn in changes))
         for op, type_, urn in changes:
-            meta = SimpleNamespace(op=op, type=type_, urn=urn)
+            meta = SimpleNamespace(op=op, type=type_, urn=urn, old=None, new=None)
             if on_event:
-                on_event(SimpleNamespace(resource_pre_event=SimpleNamespace(metadata=meta)))
+                on_event(
+                    SimpleNamespace(
+                        resource_pre_event=SimpleNamespace(metadata=meta),
+                        res_outputs_event=None,
+                        res_op_failed_event=None,
+                        policy_event=None,
+                        diagnostic_event=None,
+                    )
+                )
         return SimpleNamespace(change_summary={})
 
     def up(
@@ -358,6 +384,69 @@ def test_verification_failure_keeps_blue_live(stack: FakeStack, cluster: FakeClu
     assert service.inputs["spec"]["selector"]["app"] == "blue"
 
 
+def test_an_update_on_blue_after_the_snapshot_is_caught_though_row_counts_match(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    ups = {"count": 0}
+
+    def blue_restarts_and_takes_an_update() -> bool:
+        ups["count"] += 1
+        if ups["count"] == 2:  # the up that creates green: blue's pod restarts, so its freeze lapses
+            cluster.start("blue", Pod("data-percona-blue", BLUE_IMAGE))
+            cluster.write("blue", "shop.orders", 5, update=True)
+        return False
+
+    stack.fail_up = blue_restarts_and_takes_an_update
+    lines: list[str] = []
+    with pytest.raises(WorkflowError, match="blue took writes after the snapshot") as error:
+        workflow(stack, cluster, lines).upgrade("green", GREEN_IMAGE)
+    assert "--retire green" in str(error.value)
+    assert any("shop.orders: blue 17 rows, green 17 rows" in line for line in lines)  # counts cannot tell
+    assert stack.section()["active"] == "blue"
+    service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
+    assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_a_stale_snapshot_reused_after_an_abandoned_upgrade_is_refused_then_replaced(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    stale = f"blue-{NOW}"
+    cluster.snapshot_delay = 10_000
+    clock = iter(range(0, 10_000, 5))
+    first = Workflow(
+        stack,
+        FakeProbe(cluster),
+        out=lambda _: None,
+        sleep=lambda _: None,
+        clock=lambda: next(clock),
+        now=lambda: __import__("datetime").datetime(2026, 11, 26, 16, 0, 0),
+        snapshot_timeout=60,
+    )
+    with pytest.raises(WorkflowError, match="not readyToUse"):
+        first.upgrade("green", GREEN_IMAGE)
+    workflow(stack, cluster).rollback()  # abandon: the freeze is lifted, blue takes writes again
+    cluster.write("blue", "shop.orders", 1, update=True)
+    cluster.pending[stale] = 0  # the old snapshot becomes ready, without that update in it
+    with pytest.raises(WorkflowError, match="blue took writes after the snapshot"):
+        workflow(stack, cluster).upgrade("green", GREEN_IMAGE)
+    assert stack.section()["colours"]["green"]["restoreFrom"] == stale
+    assert stack.section()["active"] == "blue"
+    # The way out the error names: retire green, upgrade again from a new snapshot.
+    workflow(stack, cluster).retire("green")
+    later = Workflow(
+        stack,
+        FakeProbe(cluster),
+        out=lambda _: None,
+        sleep=lambda _: None,
+        now=lambda: __import__("datetime").datetime(2026, 11, 26, 17, 0, 0),
+    )
+    later.upgrade("green", GREEN_IMAGE)
+    section = stack.section()
+    assert section["active"] == "green"
+    assert section["colours"]["green"]["restoreFrom"] == "blue-20261126170000"
+    assert cluster.binlogs["data-percona-blue"]["binlog.000001"] == 157 + 100
+
+
 def test_the_switch_is_undone_when_the_preview_shows_more_than_the_service(
     stack: FakeStack, cluster: FakeCluster
 ) -> None:
@@ -378,6 +467,28 @@ def test_the_switch_is_undone_when_the_preview_shows_more_than_the_service(
     assert stack.section()["active"] == "blue"
     service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
     assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_an_up_that_would_delete_something_stateful_on_the_side_is_refused(cluster: FakeCluster) -> None:
+    database = {**START, "snapshots": {"green-old": {"source": "data-percona-green"}}}
+    stack = FakeStack(database, cluster)
+    original = stack.set_config
+
+    def sneak_in_a_deletion(key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
+        original(key, value, path=path)
+        if key.endswith(".restoreFrom"):
+            section = stack.section()
+            del section["snapshots"]["green-old"]  # someone else's pending edit
+            stack.raw["scaleplane:database"] = json.dumps(section)
+
+    stack.set_config = sneak_in_a_deletion  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.DataLossRefusedError, match="would also delete") as error:
+        workflow(stack, cluster).upgrade("green", GREEN_IMAGE)
+    assert "database-snapshot-green-old" in str(error.value) and "blue stays read-only" in str(error.value)
+    assert error.value.exit_code == bluegreen.EXIT_REFUSED
+    assert "green" not in cluster.pods  # the create step's up never ran
+    ups = [entry for entry in stack.log if entry.startswith("up")]
+    assert ups == [f"up create database-snapshot-blue-{NOW}"]
 
 
 def test_a_new_colour_needs_an_image(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -450,6 +561,51 @@ def test_a_rollback_interrupted_before_its_up_is_deployed_by_the_rerun(stack: Fa
     workflow(stack, cluster).rollback()
     service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
     assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_a_rollback_interrupted_before_its_freeze_freezes_green_on_the_rerun(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    upgraded(stack, cluster)
+    probe = FakeProbe(cluster)
+    original = probe.query
+
+    def kubectl_fails_on_the_freeze(namespace: str, pod: str, sql: str) -> list[list[str]]:
+        if "super_read_only = ON" in sql:
+            raise bluegreen.ProbeError("kubectl exec failed (injected)")
+        return original(namespace, pod, sql)
+
+    probe.query = kubectl_fails_on_the_freeze  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.ProbeError):
+        Workflow(stack, probe, out=lambda _: None, sleep=lambda _: None).rollback()
+    assert stack.section()["active"] == "blue" and not cluster.pods["green"].read_only  # still selected
+    workflow(stack, cluster).rollback()
+    assert cluster.pods["green"].read_only and not cluster.pods["blue"].read_only
+    service = [r for r in stack.deployed.resources if r.name == "database-service"][0]
+    assert service.inputs["spec"]["selector"]["app"] == "blue"
+
+
+def test_an_upgrade_resumed_after_a_rollback_froze_green_makes_green_writable(
+    stack: FakeStack, cluster: FakeCluster
+) -> None:
+    probe = FakeProbe(cluster)
+    original = probe.query
+
+    def green_does_not_answer_once(namespace: str, pod: str, sql: str) -> list[list[str]]:
+        if pod == "percona-green-0" and sql == "SELECT 1":
+            probe.query = original  # type: ignore[method-assign]
+            raise bluegreen.ProbeError("kubectl exec failed (injected)")
+        return original(namespace, pod, sql)
+
+    probe.query = green_does_not_answer_once  # type: ignore[method-assign]
+    with pytest.raises(bluegreen.ProbeError):
+        Workflow(stack, probe, out=lambda _: None, sleep=lambda _: None).upgrade("green", GREEN_IMAGE)
+    workflow(stack, cluster).rollback()  # lifts blue's freeze; freezes green, restored from blue
+    assert cluster.pods["green"].read_only and not cluster.pods["blue"].read_only
+    workflow(stack, cluster).upgrade("green", GREEN_IMAGE)  # resumes into the same green
+    assert stack.section()["active"] == "green"
+    assert not cluster.pods["green"].read_only and cluster.pods["blue"].read_only
+    cluster.write("green", "shop.orders", 1)
 
 
 def test_a_refused_rollback_changes_no_freeze(stack: FakeStack, cluster: FakeCluster) -> None:

@@ -73,6 +73,13 @@ def test_zfs_localpv_chart_is_pinned_and_its_values_exist_in_the_reference_chart
     assert release.inputs["values"]["crds"]["csi"]["volumeSnapshots"]["enabled"] is True
 
 
+def test_zfs_localpv_is_never_uninstalled_because_its_node_agent_would_destroy_the_datasets() -> None:
+    # The chart's CRDs are templates: uninstalling deletes every ZFSVolume, and the node agent
+    # runs `zfs destroy` for each deleted ZFSVolume, retained PVs or not.
+    (release,) = [r for r in storage_plan(ZFS).resources if r.type == "kubernetes:helm.sh/v3:Release"]
+    assert release.retain_on_delete
+
+
 def test_zfs_localpv_optional_values_also_exist_in_the_reference_chart() -> None:
     kubelet_dir = "/var/snap/microk8s/common/var/lib/kubelet/"
     storage = {"driver": "zfs-localpv", "zfsLocalPv": {"kubeletDir": kubelet_dir, "installSnapshotCrds": False}}

@@ -289,3 +289,11 @@ def test_namespaces_holding_volumes_survive_destroy(build: str) -> None:
     result = todo_app() if build == "todo" else minio()
     (namespace,) = [r for r in result.resources if r.type == "kubernetes:core/v1:Namespace"]
     assert namespace.retain_on_delete is True
+
+
+@pytest.mark.parametrize("build", ["todo", "minio"])
+def test_credentials_of_retained_volumes_survive_destroy(build: str) -> None:
+    # The volumes outlive `pulumi destroy`; without the credentials their data cannot be logged into.
+    result = todo_app() if build == "todo" else minio()
+    (secret,) = [r for r in result.resources if r.type == "kubernetes:core/v1:Secret"]
+    assert secret.retain_on_delete is True
