@@ -195,6 +195,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         message = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
     elif error["type"] == "missing":
         message = "required key is missing"
+    elif not error["type"].startswith("value_error") and isinstance(error.get("input"), (str, int, float, bool)):
+        message += f" (got {json.dumps(error['input'])})"
     if not loc:
         return f"{NAMESPACE}: {message}"
     return f"{key_path(str(loc[0]), loc[1:])}: {message}"

@@ -61,6 +61,57 @@ def test_plan_names_the_bad_key_without_a_traceback(tmp_path: Path) -> None:
     assert "scaleplane:mesh" in str(caught.value)
 
 
+def _project_with(tmp_path: Path, stack_text: str, project_text: str | None = None) -> Path:
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text(project_text or (PROJECT_DIR / "Pulumi.yaml").read_text())
+    (project / "stacks" / "Pulumi.local.yaml").write_text(stack_text)
+    return project
+
+
+@pytest.mark.parametrize(
+    ("stack_text", "project_text", "expected"),
+    [
+        ("config:\n  scaleplane:todo: {replicas: 1\n", None, "stacks/Pulumi.local.yaml is not valid YAML (line 3,"),
+        ("- a list\n", None, "stacks/Pulumi.local.yaml: expected a mapping at the top level, found list"),
+        ("config: 3\n", None, "Pulumi.local.yaml: 'config' must be a mapping of keys, found int"),
+        ("config: {}\n", "name: scaleplane\nconfig: [\n", "Pulumi.yaml is not valid YAML (line 3,"),
+        ("config: {}\n", "runtime: python\n", "Pulumi.yaml: 'name' (the project name and config namespace) is missing"),
+    ],
+    ids=["stack-yaml-syntax", "stack-not-a-mapping", "config-not-a-mapping", "project-yaml-syntax", "project-unnamed"],
+)
+def test_a_broken_file_exits_2_naming_it_without_a_traceback(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stack_text: str,
+    project_text: str | None,
+    expected: str,
+) -> None:
+    from deploy import plan as plan_module
+    from deploy import project as project_module
+
+    project = _project_with(tmp_path, stack_text, project_text)
+    monkeypatch.setattr(plan_module, "stack_config", lambda stack: project_module.stack_config(stack, project))
+    assert main(["plan", "--stack", "local", "--out", str(tmp_path / "out")]) == EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("plan local: ") and expected in line, line
+
+
+def test_a_type_error_shows_the_value_given(tmp_path: Path) -> None:
+    from deploy import project as project_module
+    from settings import SettingsError, from_config
+
+    stack = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    stack["config"]["scaleplane:todo"]["autoscaling"]["maxReplicas"] = "three"
+    project = _project_with(tmp_path, yaml.safe_dump(stack))
+    with pytest.raises(SettingsError) as caught:
+        from_config(project_module.stack_config("local", project))
+    assert caught.value.problems == [
+        'scaleplane:todo.autoscaling.maxReplicas: Input should be a valid integer (got "three")'
+    ]
+
+
 def test_redaction_hides_secret_subtrees() -> None:
     value = {"stringData": {"password": "hunter2"}, "metadata": {"name": "x"}, "list": [{"a": "b"}]}
     assert redacted(value, ["stringData", "list[0].a"]) == {
