@@ -49,6 +49,7 @@ todo = TodoApp(
         service_annotations=balancer.service_annotations(),
         load_balancer_class=balancer.load_balancer_class,
         service_depends_on=balancer.ready,
+        meshed=config.mesh != "none",
     ),
     provider,
     after_mesh,

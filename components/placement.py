@@ -150,6 +150,16 @@ class Placement:
     tolerations: tuple[Toleration, ...] = ()
     priority_class: Optional[PriorityClassSettings] = None
 
+    def nodes_only(self) -> Placement:
+        """The node rules alone (nodeSelector, node affinity, tolerations), without pod
+        (anti-)affinity or priority: for a companion workload that must run on the same nodes."""
+        return Placement(
+            node_selector=dict(self.node_selector),
+            required_node_affinity=self.required_node_affinity,
+            preferred_node_affinity=self.preferred_node_affinity,
+            tolerations=self.tolerations,
+        )
+
     def affinity(self) -> Optional[dict[str, Any]]:
         """The pod's `affinity` field, or None when no affinity rule is set."""
         affinity: dict[str, Any] = {}

@@ -20,6 +20,7 @@ MONGODB_PORT = 27017
 MONGODB_USER = "root"
 DATABASE_NAME = "todo"
 SERVICE_PORT = 80
+WEB_CONTAINER = "web"
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,8 @@ class TodoAppArgs:
     load_balancer_class: Optional[str] = None
     #: Resources the web Service must wait for (e.g. MetalLB's address pool).
     service_depends_on: Sequence[pulumi.Resource] = ()
+    #: The namespace's pods get a mesh proxy injected: the HPA then measures the web container alone.
+    meshed: bool = False
 
 
 def mongo_probe(period: int, timeout: int, initial_delay: int) -> dict[str, Any]:
@@ -188,6 +191,9 @@ class TodoApp(pulumi.ComponentResource):
                     "volumeMounts": [{"name": "data", "mountPath": "/data/db"}],
                 }
             ],
+            # On the app's nodes: its volume then lies in a zone where the web pods, which must
+            # share MongoDB's zone (todo-prod's pod affinity), can run.
+            **todo.placement.nodes_only().pod_spec_fields(),
         }
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -217,7 +223,7 @@ class TodoApp(pulumi.ComponentResource):
         web_pod_spec: dict[str, Any] = {
             "containers": [
                 {
-                    "name": "web",
+                    "name": WEB_CONTAINER,
                     "image": todo.image,
                     "ports": [{"name": "http", "containerPort": todo.port}],
                     "env": [
@@ -294,7 +300,12 @@ class TodoApp(pulumi.ComponentResource):
         if scaling.enabled:
             Autoscaler(
                 f"{name}-autoscaler",
-                AutoscalerArgs(target_name=todo.name, namespace=namespace, scaling=scaling),
+                AutoscalerArgs(
+                    target_name=todo.name,
+                    namespace=namespace,
+                    scaling=scaling,
+                    container=WEB_CONTAINER if args.meshed else None,
+                ),
                 provider,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[web]),
             )

@@ -59,6 +59,37 @@ def test_hpa_is_autoscaling_v2_with_the_playbooks_defaults() -> None:
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
+def test_a_meshed_hpa_measures_the_web_container_alone() -> None:
+    """A mesh proxy beside the app (Linkerd's requests no CPU) must not break or skew the HPA."""
+    result = todo_app({"name": "todo-dev", "autoscaling": {"targetMemoryUtilization": 80}}, meshed=True)
+    metrics = one(result, "HorizontalPodAutoscaler")["spec"]["metrics"]
+    web = one(result, "Deployment")
+    (container,) = containers(web)
+    assert metrics == [
+        {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": resource,
+                "container": container["name"],
+                "target": {"type": "Utilization", "averageUtilization": percent},
+            },
+        }
+        for resource, percent in (("cpu", 50), ("memory", 80))
+    ]
+
+
+@pytest.mark.parametrize("stack", ["local", "prod"])
+def test_every_meshed_stack_scales_on_the_web_container(stack: str, stack_plans: dict[str, mockrun.PlanResult]) -> None:
+    (hpa,) = (
+        r.inputs
+        for r in stack_plans[stack].resources
+        if r.is_kubernetes_object
+        and r.inputs["kind"] == "HorizontalPodAutoscaler"
+        and r.name.endswith("-todo-autoscaler-hpa")
+    )
+    assert {m["type"] for m in hpa["spec"]["metrics"]} == {"ContainerResource"}
+
+
 def test_hpa_memory_target_and_behavior_are_configurable() -> None:
     scaling = parse(
         AutoscalingSettings,
@@ -127,6 +158,22 @@ def test_mongodb_is_stateful_with_generated_secret_credentials() -> None:
     assert secret.secret_paths and all(p.startswith("stringData") for p in secret.secret_paths)
     password = next(r for r in result.resources if r.type == "random:index/randomPassword:RandomPassword")
     assert password.inputs["length"] >= 32
+
+
+def test_mongodb_runs_on_the_apps_nodes_without_its_pod_rules(stack_plans: dict[str, mockrun.PlanResult]) -> None:
+    """todo-prod must share MongoDB's zone and run on production nodes: MongoDB (and its volume)
+    must therefore be on production nodes too, or the web pods could never be scheduled."""
+    prod = stack_plans["prod"]
+    (mongo,) = (r.inputs for r in prod.resources if r.name == "prod-todo-mongodb")
+    affinity = mongo["spec"]["template"]["spec"]["affinity"]
+    assert affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "environment", "operator": "In", "values": ["production"]}]}
+        ]
+    }
+    assert set(affinity) == {"nodeAffinity"}
+    dev = next(r.inputs for r in stack_plans["dev"].resources if r.name == "dev-todo-mongodb")
+    assert dev["spec"]["template"]["spec"]["nodeSelector"] == {"environment": "development"}
 
 
 def test_web_env_never_holds_a_literal_secret() -> None:
