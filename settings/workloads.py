@@ -111,6 +111,16 @@ class TodoSettings:
     placement: Placement = Placement()
     mongodb: MongoSettings = MongoSettings()
 
+    @model_validator(mode="after")
+    def _replicas_within_autoscaling_range(self) -> Self:
+        scaling = self.autoscaling
+        if scaling.enabled and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+            raise ValueError(
+                f"replicas ({self.replicas}) must lie within the autoscaling range "
+                f"{scaling.min_replicas}..{scaling.max_replicas} (autoscaling.minReplicas..maxReplicas)"
+            )
+        return self
+
 
 @settings
 class MinioSettings:

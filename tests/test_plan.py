@@ -112,6 +112,35 @@ def test_a_type_error_shows_the_value_given(tmp_path: Path) -> None:
     ]
 
 
+def test_a_component_refusing_its_arguments_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arguments settings/ let through but a component refuses are still the stack's configuration."""
+    import re
+
+    from components.minio import Minio, MinioArgs
+    from deploy import mockrun
+    from deploy import plan as plan_module
+    from settings.workloads import MinioSettings
+
+    unchecked = MinioSettings.__new__(MinioSettings)  # as a gap in settings validation would let through
+    object.__setattr__(unchecked, "replicas", 2)
+
+    def program() -> None:
+        Minio("m", MinioArgs(settings=unchecked, environment="t"), None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(
+        plan_module.mockrun, "run_stack", lambda stack, preview=True: mockrun.run(stack, {}, program, preview=preview)
+    )
+    assert main(["plan", "--stack", "local", "--out", str(tmp_path)]) == EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        r"plan local: MinioArgs\.settings\.replicas must be 1 or at least 4, got 2 "
+        r"\(raised at components/minio\.py:\d+\)",
+        line,
+    ), line
+
+
 def test_redaction_hides_secret_subtrees() -> None:
     value = {"stringData": {"password": "hunter2"}, "metadata": {"name": "x"}, "list": [{"a": "b"}]}
     assert redacted(value, ["stringData", "list[0].a"]) == {

@@ -68,6 +68,15 @@ def test_min_above_max_is_refused() -> None:
     assert "minReplicas (6) must not exceed maxReplicas (5)" in message
 
 
+def test_replicas_must_lie_within_the_autoscaling_range() -> None:
+    (message,) = problems(todo={"replicas": 7})
+    assert message == (
+        "scaleplane:todo: replicas (7) must lie within the autoscaling range 1..5 "
+        "(autoscaling.minReplicas..maxReplicas)"
+    )
+    assert load(todo={"replicas": 7, "autoscaling": {"enabled": False}}).todo.replicas == 7
+
+
 def test_unknown_nested_key_lists_allowed_keys() -> None:
     (message,) = problems(todo={"replcas": 3})
     assert message.startswith("scaleplane:todo.replcas: unknown key")
