@@ -11,7 +11,14 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
-from components.kube import app_labels, child_opts, load_balancer_url, resources, restricted_security_context
+from components.kube import (
+    app_labels,
+    child_opts,
+    load_balancer_url,
+    priority_class,
+    resources,
+    restricted_security_context,
+)
 from components.kube import namespace as kube_namespace
 from settings.workloads import TodoSettings
 
@@ -103,19 +110,7 @@ class TodoApp(pulumi.ComponentResource):
         )
         namespace = ns.metadata.name
 
-        priority_class_name: Optional[str] = None
-        if todo.placement.priority_class is not None:
-            pc = todo.placement.priority_class
-            k8s.scheduling.v1.PriorityClass(
-                f"{name}-priority",
-                metadata={"name": pc.name, "labels": app_labels(todo.name, "priority")},
-                value=pc.value,
-                preemption_policy=pc.preemption_policy,
-                description=pc.description or f"Scheduling priority of {todo.name}",
-                global_default=False,
-                opts=child_opts(self, provider),
-            )
-            priority_class_name = pc.name
+        priority = priority_class(f"{name}-priority", todo.placement, todo.name, self, provider)
 
         # --- MongoDB -------------------------------------------------------------------------
         password = random.RandomPassword(
@@ -257,12 +252,10 @@ class TodoApp(pulumi.ComponentResource):
             ],
             **todo.placement.pod_spec_fields(),
         }
-        if priority_class_name:
-            web_pod_spec["priorityClassName"] = priority_class_name
         web_opts = child_opts(
             self,
             provider,
-            depends_on=[mongodb],
+            depends_on=[mongodb, *priority],
             # The HPA owns the replica count once it runs; `replicas` is only the starting point.
             ignore_changes=["spec.replicas"] if scaling.enabled else None,
         )

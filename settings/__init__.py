@@ -109,6 +109,16 @@ class Settings:
                 raise ValueError(f"{NAMESPACE}:{section} is set but {owner} is '{chosen}'")
         return self
 
+    @model_validator(mode="after")
+    def _priority_classes_are_distinct(self) -> Self:
+        todo, minio = self.todo.placement.priority_class, self.minio.placement.priority_class
+        if todo is not None and minio is not None and self.minio.enabled and todo.name == minio.name:
+            raise ValueError(
+                f"todo.placement.priorityClass and minio.placement.priorityClass both create the "
+                f"PriorityClass '{todo.name}': give them different names"
+            )
+        return self
+
     @property
     def istio_settings(self) -> IstioSettings:
         """The istio section, or its defaults when the stack leaves it out."""

@@ -77,6 +77,14 @@ def test_replicas_must_lie_within_the_autoscaling_range() -> None:
     assert load(todo={"replicas": 7, "autoscaling": {"enabled": False}}).todo.replicas == 7
 
 
+def test_each_priority_class_is_created_once_and_never_a_system_one() -> None:
+    shared = {"placement": {"priorityClass": {"name": "apps", "value": 1000}}}
+    (message,) = problems(todo=shared, minio=shared)
+    assert message.startswith("scaleplane: todo.placement.priorityClass and minio.placement.priorityClass")
+    (message,) = problems(todo={"placement": {"priorityClass": {"name": "system-node-critical", "value": 1}}})
+    assert message.startswith("scaleplane:todo.placement.priorityClass.name:")
+
+
 def test_unknown_nested_key_lists_allowed_keys() -> None:
     (message,) = problems(todo={"replcas": 3})
     assert message.startswith("scaleplane:todo.replcas: unknown key")

@@ -223,12 +223,17 @@ def test_url_is_unknown_in_preview_never_invented() -> None:
     assert result.outputs["component"] == mockrun.UNKNOWN
 
 
-def test_priority_class_is_created_and_used() -> None:
-    result = todo_app({"placement": {"priorityClass": {"name": "todo-high", "value": 1000}}})
-    priority = one(result, "PriorityClass")
-    assert priority["value"] == 1000 and priority["globalDefault"] is False
-    web = one(result, "Deployment")
-    assert web["spec"]["template"]["spec"]["priorityClassName"] == "todo-high"
+@pytest.mark.parametrize("build", ["todo", "minio"])
+def test_priority_class_is_created_before_the_pods_that_use_it(build: str) -> None:
+    placement = {"placement": {"priorityClass": {"name": "apps-high", "value": 1000}}}
+    result = todo_app(placement) if build == "todo" else minio(placement)
+    (priority,) = result.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")
+    assert priority.inputs["value"] == 1000 and priority.inputs["globalDefault"] is False
+    kind = "Deployment" if build == "todo" else "StatefulSet"
+    (workload,) = [r for r in result.resources if r.is_kubernetes_object and r.inputs["kind"] == kind]
+    assert workload.inputs["spec"]["template"]["spec"]["priorityClassName"] == "apps-high"
+    # The priority admission plugin refuses pods whose class does not exist yet.
+    assert priority.urn in workload.dependencies
 
 
 # --- MinIO ----------------------------------------------------------------------------------------
