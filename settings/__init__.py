@@ -248,11 +248,19 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
 
 
 def load() -> Settings:
-    """Read this stack's configuration from the running Pulumi program."""
+    """Read this stack's configuration from the running Pulumi program.
+
+    Invalid configuration ends `pulumi up` with the list of problems and no Python traceback
+    (pulumi.RunError is the SDK's clean exit).
+    """
+    from pulumi import RunError
     from pulumi.runtime import config as runtime_config
 
     raw: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret = frozenset(runtime_config.get_config_secret_keys_env()) | frozenset(
         runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK exposes no public accessor
     )
-    return from_config(raw, secret)
+    try:
+        return from_config(raw, secret)
+    except SettingsError as error:
+        raise RunError(str(error)) from None

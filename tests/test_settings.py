@@ -179,3 +179,14 @@ def test_any_config_builds_or_names_the_offending_key(raw: dict[str, str]) -> No
             assert key[0] == "scaleplane", problem
             top = re.split(r"[.\[:]", key[1], maxsplit=1)[0].strip()
             assert f"scaleplane:{top}" in raw or top == "", problem
+
+
+def test_pulumi_up_stops_on_bad_config_without_a_traceback() -> None:
+    """Under the engine, load() raises pulumi.RunError: the CLI prints its message, not a stack trace."""
+    import pulumi
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config({**BASE, "scaleplane:todo": json.dumps({"replcas": 3})}, [])
+    with pytest.raises(pulumi.RunError) as caught:
+        settings.load()
+    assert "scaleplane:todo.replcas: unknown key" in str(caught.value)
