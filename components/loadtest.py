@@ -59,7 +59,13 @@ class LoadTest(pulumi.ComponentResource):
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": load.duration_seconds,
                 "template": {
-                    "metadata": {"labels": labels},
+                    # Out of the mesh: an injected proxy runs on after the workers finish, so the
+                    # Job would only end at its deadline, as failed. (Both meshes accept plaintext
+                    # from outside: neither stack enforces strict mTLS.)
+                    "metadata": {
+                        "labels": {**labels, "sidecar.istio.io/inject": "false"},
+                        "annotations": {"linkerd.io/inject": "disabled"},
+                    },
                     "spec": {
                         "restartPolicy": "Never",
                         "containers": [
