@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -11,10 +11,10 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
+from components.balancer import Balancer
 from components.kube import (
     app_labels,
     child_opts,
-    load_balancer_url,
     priority_class,
     resources,
     restricted_security_context,
@@ -37,11 +37,8 @@ class TodoAppArgs:
     #: Labels/annotations for the app namespace (e.g. a mesh's injection switch).
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
-    #: How the web Service asks the stack's balancer for an address.
-    service_annotations: Mapping[str, str] = field(default_factory=dict)
-    load_balancer_class: Optional[str] = None
-    #: Resources the web Service must wait for (e.g. MetalLB's address pool).
-    service_depends_on: Sequence[pulumi.Resource] = ()
+    #: The stack's balancer, which exposes the web Service (its annotations, class and readiness).
+    balancer: Balancer = field(default_factory=Balancer.cloud)
     #: The namespace's pods get a mesh proxy injected: the HPA then measures the web container alone.
     meshed: bool = False
 
@@ -271,23 +268,16 @@ class TodoApp(pulumi.ComponentResource):
             },
             opts=web_opts,
         )
-        service_spec: dict[str, Any] = {
-            "type": "LoadBalancer",
-            "selector": selector,
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
-        }
-        if args.load_balancer_class:
-            service_spec["loadBalancerClass"] = args.load_balancer_class
-        service = k8s.core.v1.Service(
-            f"{name}-web-service",
-            metadata={
-                "name": todo.name,
-                "namespace": namespace,
-                "labels": web_labels,
-                "annotations": dict(args.service_annotations),
-            },
-            spec=service_spec,
-            opts=child_opts(self, provider, depends_on=list(args.service_depends_on)),
+        exposed = args.balancer.expose(
+            todo.name,
+            namespace=namespace,
+            selector=selector,
+            port=SERVICE_PORT,
+            target_port=todo.port,
+            parent=self,
+            provider=provider,
+            labels=web_labels,
+            resource_name=f"{name}-web-service",
         )
 
         if scaling.enabled:
@@ -307,8 +297,8 @@ class TodoApp(pulumi.ComponentResource):
             pod_disruption_budget(f"{name}-web-pdb", todo.name, namespace, selector, self, provider)
 
         self.namespace = namespace
-        self.service_name = service.metadata.name
-        self.url = load_balancer_url(service, "http", SERVICE_PORT)
+        self.service_name = exposed.service.metadata.name
+        self.url = exposed.url
         self.register_outputs(
             {
                 "namespace": self.namespace,

@@ -8,6 +8,7 @@ import pytest
 from support import chart_version, objects, one, run_component, unknown_value_paths
 
 from components.autoscaling import hpa_spec
+from components.balancer import AWS_NLB_SCHEME, Balancer
 from components.loadtest import LoadTest, LoadTestArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.minio import Minio, MinioArgs, server_args
@@ -15,6 +16,8 @@ from components.todo import TodoApp, TodoAppArgs
 from deploy import mockrun
 from settings.base import parse
 from settings.workloads import AutoscalingSettings, LoadTestSettings, MinioSettings, TodoSettings
+
+NLB_CLASS = "service.k8s.aws/nlb"
 
 
 def todo_app(settings: dict[str, Any] | None = None, **args: Any) -> mockrun.PlanResult:
@@ -184,13 +187,14 @@ def test_web_env_never_holds_a_literal_secret() -> None:
 
 
 def test_web_service_takes_the_balancers_annotations() -> None:
-    annotations = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}
-    result = todo_app({"name": "todo-prod"}, service_annotations=annotations, load_balancer_class="service.k8s.aws/nlb")
+    balancer = Balancer(kind="aws-nlb", annotations={AWS_NLB_SCHEME: "internet-facing"}, load_balancer_class=NLB_CLASS)
+    result = todo_app({"name": "todo-prod", "port": 8080}, balancer=balancer)
     service = next(o for o in objects(result, "Service") if o["metadata"]["name"] == "todo-prod")
     assert service["spec"]["type"] == "LoadBalancer"
-    assert service["metadata"]["annotations"] == annotations
-    assert service["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["metadata"]["annotations"] == {AWS_NLB_SCHEME: "internet-facing"}
+    assert service["spec"]["loadBalancerClass"] == NLB_CLASS
+    assert service["spec"]["selector"] == {"app": "todo-prod"}
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
 
 
 @pytest.mark.parametrize(
