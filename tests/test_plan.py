@@ -32,6 +32,9 @@ def test_plan_writes_tree_resources_and_manifests(tmp_path: Path, capsys: pytest
     for m in manifests:
         if m["kind"] == "Secret":
             assert m["stringData"] == SECRET
+    # Integers stay integers (Pulumi's wire format carries doubles; int32 fields refuse "80.0").
+    web = next(m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "todo-prod")
+    assert all(type(p["port"]) is int for p in web["spec"]["ports"])
     assert list((tmp_path / "charts").glob("*.yaml"))
 
 
