@@ -256,9 +256,14 @@ class TodoApp(pulumi.ComponentResource):
             # The HPA owns the replica count once it runs; `replicas` is only the starting point.
             ignore_changes=["spec.replicas"] if scaling.enabled else None,
         )
+        web_metadata: dict[str, Any] = {"name": todo.name, "namespace": namespace, "labels": web_labels}
+        if not scaling.enabled:
+            # Once an HPA has scaled the Deployment, kube-controller-manager owns spec.replicas and
+            # server-side apply refuses to take it back unless forced: manual scaling needs that.
+            web_metadata["annotations"] = {"pulumi.com/patchForce": "true"}
         web = k8s.apps.v1.Deployment(
             f"{name}-web",
-            metadata={"name": todo.name, "namespace": namespace, "labels": web_labels},
+            metadata=web_metadata,
             spec={
                 "replicas": todo.replicas,
                 "selector": {"matchLabels": selector},

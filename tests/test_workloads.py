@@ -122,6 +122,10 @@ def test_hpa_owns_replicas_once_enabled() -> None:
     web = next(r for r in manual.resources if r.type == "kubernetes:apps/v1:Deployment")
     assert web.ignore_changes == []
     assert web.inputs["spec"]["replicas"] == 3
+    # The HPA that ran before left kube-controller-manager owning spec.replicas: take it back.
+    assert web.inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    scaled = next(r for r in todo_app({"name": "todo-dev"}).resources if r.type == "kubernetes:apps/v1:Deployment")
+    assert "annotations" not in scaled.inputs["metadata"]
     assert objects(manual, "HorizontalPodAutoscaler") == []
 
 
