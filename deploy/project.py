@@ -91,6 +91,9 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
             raw[qualified] = _as_config_string(declaration)
     document = _mapping_file(path, project_dir)
     for key, value in _section(document, "config", path).items():
+        if ":" not in str(key):
+            # Stack config keys are <namespace>:<name>; a bare one would otherwise be skipped silently.
+            raise StackConfigError(f"{path.name}: config key {key!r} has no namespace; write {namespace}:{key}")
         if isinstance(value, dict) and set(value) == {"secure"}:
             raise StackConfigError(f"{path.name}: {key} is an encrypted secret; the offline plan takes none")
         raw[key] = _as_config_string(value)

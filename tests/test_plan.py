@@ -78,10 +78,18 @@ def _project_with(tmp_path: Path, stack_text: str, project_text: str | None = No
         ("config:\n  scaleplane:todo: {replicas: 1\n", None, "stacks/Pulumi.local.yaml is not valid YAML (line 3,"),
         ("- a list\n", None, "stacks/Pulumi.local.yaml: expected a mapping at the top level, found list"),
         ("config: 3\n", None, "Pulumi.local.yaml: 'config' must be a mapping of keys, found int"),
+        ("config:\n  todo: {replicas: 2}\n", None, "config key 'todo' has no namespace; write scaleplane:todo"),
         ("config: {}\n", "name: scaleplane\nconfig: [\n", "Pulumi.yaml is not valid YAML (line 3,"),
         ("config: {}\n", "runtime: python\n", "Pulumi.yaml: 'name' (the project name and config namespace) is missing"),
     ],
-    ids=["stack-yaml-syntax", "stack-not-a-mapping", "config-not-a-mapping", "project-yaml-syntax", "project-unnamed"],
+    ids=[
+        "stack-yaml-syntax",
+        "stack-not-a-mapping",
+        "config-not-a-mapping",
+        "key-without-namespace",
+        "project-yaml-syntax",
+        "project-unnamed",
+    ],
 )
 def test_a_broken_file_exits_2_naming_it_without_a_traceback(
     tmp_path: Path,
