@@ -8,6 +8,7 @@ string, structured values as JSON), so tests and the offline plan use exactly th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -29,6 +30,10 @@ from settings.workloads import (
 )
 
 __all__ = ["Settings", "SettingsError", "from_config", "load"]
+
+#: Config namespaces this program's providers read; any other namespace is most likely a typo of
+#: ours, which Pulumi would pass along and nothing would ever read.
+PROVIDER_NAMESPACES = ("pulumi", "kubernetes", "aws", "tls", "random", "command")
 
 BalancerKind = Literal["metallb", "aws-nlb", "cloud"]
 MeshKind = Literal["none", "istio", "linkerd"]
@@ -215,13 +220,19 @@ def _describe(error: Mapping[str, Any]) -> str:
 def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
     """Validate Pulumi's raw config map (namespace-qualified keys, string values) into Settings.
 
-    Keys of other namespaces (kubernetes:, aws:, pulumi:) are left to their providers.
+    Keys of the providers' namespaces (kubernetes:, aws:, pulumi:, ...) are left to them; any
+    other namespace is refused as a likely typo of ours.
     Raises SettingsError naming every offending key; nothing is half-read.
     """
     problems: list[str] = []
     document: dict[str, Any] = {}
     for full_key, value in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
+        if namespace not in PROVIDER_NAMESPACES and namespace != NAMESPACE:
+            close = difflib.get_close_matches(namespace, [NAMESPACE, *PROVIDER_NAMESPACES], n=1)
+            hint = f" (did you mean {close[0]}:{key}?)" if close else ""
+            problems.append(f"{full_key}: unknown config namespace {namespace!r}{hint}")
+            continue
         if namespace != NAMESPACE:
             continue
         if full_key in secret_keys:

@@ -126,6 +126,15 @@ def test_secret_config_is_refused() -> None:
     assert "scaleplane:todo: is a secret" in str(caught.value)
 
 
+def test_a_misspelt_namespace_is_not_silently_ignored() -> None:
+    raw = {**BASE, "scalepane:todo": json.dumps({"replicas": 3})}
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_config(raw)
+    assert caught.value.problems == [
+        "scalepane:todo: unknown config namespace 'scalepane' (did you mean scaleplane:todo?)"
+    ]
+
+
 def test_other_namespaces_are_left_alone() -> None:
     raw = {**BASE, "kubernetes:context": "x", "pulumi:disable-default-providers": '["kubernetes"]'}
     assert settings.from_config(raw).environment == "test"
