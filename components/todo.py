@@ -24,6 +24,7 @@ from settings.workloads import TodoSettings
 
 MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
 MONGODB_PORT = 27017
+MONGODB_UID = 999  # the mongodb user of the official image
 MONGODB_USER = "root"
 DATABASE_NAME = "todo"
 SERVICE_PORT = 80
@@ -155,7 +156,15 @@ class TodoApp(pulumi.ComponentResource):
             opts=child_opts(self, provider),
         )
         mongo_pod_spec: dict[str, Any] = {
-            "securityContext": {"fsGroup": 999, "runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True},
+            # The image's mongodb user (uid/gid 999) owns the data; OnRootMismatch skips the
+            # recursive chown of every data file on each start once the volume root is right.
+            "securityContext": {
+                "fsGroup": MONGODB_UID,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "runAsUser": MONGODB_UID,
+                "runAsGroup": MONGODB_UID,
+                "runAsNonRoot": True,
+            },
             "containers": [
                 {
                     "name": "mongodb",

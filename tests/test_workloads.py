@@ -156,6 +156,11 @@ def test_mongodb_is_stateful_with_generated_secret_credentials() -> None:
     mongo = next(o for o in objects(result, "StatefulSet") if o["metadata"]["name"] == "mongodb")
     assert mongo["spec"]["template"]["metadata"]["labels"]["app"] == "mongodb"
     assert mongo["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # mongo:7 runs as its mongodb user (999), which must be able to write the volume.
+    pod_security = mongo["spec"]["template"]["spec"]["securityContext"]
+    assert (pod_security["runAsUser"], pod_security["fsGroup"]) == (999, 999)
+    assert pod_security["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert containers(mongo)[0]["livenessProbe"]["exec"]["command"][0] == "mongosh"  # mongo >= 6 has no `mongo`
     (claim,) = mongo["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
     env = {e["name"]: e for e in containers(mongo)[0]["env"]}
