@@ -102,6 +102,11 @@ def test_wrong_types_are_not_coerced() -> None:
     assert any(p.startswith("scaleplane:production:") for p in found)
 
 
+def test_metrics_server_chart_is_pinned_into_a_valid_namespace() -> None:
+    found = problems(metricsServer={"chartVersion": "", "namespace": "Kube System"})
+    assert [p.split(":")[1] for p in found] == ["metricsServer.chartVersion", "metricsServer.namespace"]
+
+
 def test_latest_tag_is_refused() -> None:
     (message,) = problems(minio={"image": "quay.io/minio/minio:latest"})
     assert message.startswith("scaleplane:minio.image:") and "latest" in message
