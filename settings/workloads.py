@@ -11,6 +11,7 @@ from settings.base import ChartVersion, DnsLabel, check_replica_range, settings
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Replicas = Annotated[int, Field(ge=0, le=1000)]
+StorageClassName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
 def _pinned(image: str) -> str:
@@ -86,7 +87,7 @@ class MongoSettings:
     image: ImageRef = "docker.io/library/mongo:7.0.14"
     storage_size: Quantity = "8Gi"
     #: None: the cluster's default StorageClass.
-    storage_class: Optional[str] = None
+    storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
 
 
@@ -132,7 +133,7 @@ class MinioSettings:
     #: 1 runs a single server; 4 or more run distributed erasure coding (MinIO needs >= 4 drives).
     replicas: Annotated[int, Field(ge=1, le=32)] = 4
     storage_size: Quantity = "10Gi"
-    storage_class: Optional[str] = None
+    storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
     placement: Placement = Placement()
 
