@@ -25,27 +25,27 @@ def _behavior(direction: ScalingBehavior) -> dict[str, Any]:
     }
 
 
-def hpa_spec(target_kind: str, target_name: str, scaling: AutoscalingSettings) -> dict[str, Any]:
-    """autoscaling/v2 spec: Resource metrics (cpu, optionally memory) at average Utilization."""
-    metrics: list[dict[str, Any]] = [
-        {
-            "type": "Resource",
-            "resource": {
-                "name": "cpu",
-                "target": {"type": "Utilization", "averageUtilization": scaling.target_cpu_utilization},
-            },
-        }
-    ]
+def _utilization(resource: str, percent: int, container: Optional[str]) -> dict[str, Any]:
+    target = {"type": "Utilization", "averageUtilization": percent}
+    if container is None:
+        return {"type": "Resource", "resource": {"name": resource, "target": target}}
+    return {
+        "type": "ContainerResource",
+        "containerResource": {"name": resource, "container": container, "target": target},
+    }
+
+
+def hpa_spec(
+    target_kind: str, target_name: str, scaling: AutoscalingSettings, container: Optional[str] = None
+) -> dict[str, Any]:
+    """autoscaling/v2 spec: cpu (optionally memory) at average Utilization.
+
+    Resource metrics (the playbook's) divide the usage of all of a pod's containers by their
+    requests; with `container`, ContainerResource metrics measure that container alone.
+    """
+    metrics = [_utilization("cpu", scaling.target_cpu_utilization, container)]
     if scaling.target_memory_utilization is not None:
-        metrics.append(
-            {
-                "type": "Resource",
-                "resource": {
-                    "name": "memory",
-                    "target": {"type": "Utilization", "averageUtilization": scaling.target_memory_utilization},
-                },
-            }
-        )
+        metrics.append(_utilization("memory", scaling.target_memory_utilization, container))
     return {
         "scaleTargetRef": {"apiVersion": "apps/v1", "kind": target_kind, "name": target_name},
         "minReplicas": scaling.min_replicas,
@@ -89,6 +89,10 @@ class AutoscalerArgs:
     namespace: pulumi.Input[str]
     scaling: AutoscalingSettings
     target_kind: str = "Deployment"
+    #: Scale on this container's usage alone (ContainerResource): for pods with an injected mesh
+    #: proxy, whose requests the HPA would otherwise need (Linkerd's proxy requests no CPU, so a
+    #: Resource metric could not be computed at all) and whose usage would skew the average.
+    container: Optional[str] = None
 
 
 class Autoscaler(pulumi.ComponentResource):
@@ -112,7 +116,7 @@ class Autoscaler(pulumi.ComponentResource):
         self.hpa = k8s.autoscaling.v2.HorizontalPodAutoscaler(
             f"{name}-hpa",
             metadata={"name": args.target_name, "namespace": args.namespace},
-            spec=hpa_spec(args.target_kind, args.target_name, args.scaling),
+            spec=hpa_spec(args.target_kind, args.target_name, args.scaling, args.container),
             opts=child_opts(self, provider),
         )
         self.name = self.hpa.metadata.name

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
 from settings.workloads import Resources
+
+if TYPE_CHECKING:  # components.placement imports settings, which imports this module's users
+    from components.placement import Placement
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "scaleplane"}
 
@@ -76,6 +79,29 @@ def namespace(
         },
         opts=child_opts(parent, provider, retain_on_delete=holds_volumes),
     )
+
+
+def priority_class(
+    name: str, placement: Placement, app: str, parent: pulumi.Resource, provider: pulumi.ProviderResource
+) -> list[pulumi.Resource]:
+    """The PriorityClass a placement names, created for the workload that runs at it.
+
+    Returns what the workload's pods must wait for: the priority admission plugin refuses pods
+    whose priorityClassName does not exist yet (empty when the placement sets no priority).
+    """
+    spec = placement.priority_class
+    if spec is None:
+        return []
+    created = k8s.scheduling.v1.PriorityClass(
+        name,
+        metadata={"name": spec.name, "labels": app_labels(app, "priority")},
+        value=spec.value,
+        preemption_policy=spec.preemption_policy,
+        description=spec.description or f"Scheduling priority of {app}",
+        global_default=False,
+        opts=child_opts(parent, provider),
+    )
+    return [created]
 
 
 def load_balancer_host(service: k8s.core.v1.Service) -> pulumi.Output[Optional[str]]:

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.autoscaling import pod_disruption_budget
-from components.kube import app_labels, child_opts, resources, restricted_security_context
+from components.kube import app_labels, child_opts, priority_class, resources, restricted_security_context
 from components.kube import namespace as kube_namespace
 from settings.workloads import MinioSettings
 
@@ -121,6 +121,7 @@ class Minio(pulumi.ComponentResource):
             opts=child_opts(self, provider),
         )
 
+        priority = priority_class(f"{name}-priority", minio.placement, APP, self, provider)
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
             "resources": {"requests": {"storage": minio.storage_size}},
@@ -180,7 +181,7 @@ class Minio(pulumi.ComponentResource):
                 "template": {"metadata": {"labels": labels}, "spec": pod_spec},
                 "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": labels}, "spec": claim_spec}],
             },
-            opts=child_opts(self, provider, depends_on=[credentials]),
+            opts=child_opts(self, provider, depends_on=[credentials, *priority]),
         )
         if minio.replicas > 1:
             pod_disruption_budget(f"{name}-pdb", APP, namespace, selector, self, provider, depends_on=[statefulset])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Optional, Self
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from settings.base import settings
 
@@ -125,11 +125,20 @@ class Toleration:
         return rendered
 
 
+def _not_a_system_priority(name: str) -> str:
+    if name.startswith("system-"):
+        raise ValueError(f"'{name}': the prefix 'system-' is reserved for Kubernetes' own priority classes")
+    return name
+
+
 @settings
 class PriorityClassSettings:
     """A PriorityClass the workload runs at; created by the component that uses it."""
 
-    name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+    #: A DNS subdomain; the "system-" prefix is reserved for Kubernetes' own classes.
+    name: Annotated[
+        str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$"), AfterValidator(_not_a_system_priority)
+    ]
     value: Annotated[int, Field(ge=-2_147_483_648, le=1_000_000_000)]
     preemption_policy: Literal["PreemptLowerPriority", "Never"] = "PreemptLowerPriority"
     description: str = ""
@@ -149,6 +158,16 @@ class Placement:
     preferred_pod_anti_affinity: tuple[WeightedPodTerm, ...] = ()
     tolerations: tuple[Toleration, ...] = ()
     priority_class: Optional[PriorityClassSettings] = None
+
+    def nodes_only(self) -> Placement:
+        """The node rules alone (nodeSelector, node affinity, tolerations), without pod
+        (anti-)affinity or priority: for a companion workload that must run on the same nodes."""
+        return Placement(
+            node_selector=dict(self.node_selector),
+            required_node_affinity=self.required_node_affinity,
+            preferred_node_affinity=self.preferred_node_affinity,
+            tolerations=self.tolerations,
+        )
 
     def affinity(self) -> Optional[dict[str, Any]]:
         """The pod's `affinity` field, or None when no affinity rule is set."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -11,15 +11,24 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
-from components.kube import app_labels, child_opts, load_balancer_url, resources, restricted_security_context
+from components.balancer import Balancer
+from components.kube import (
+    app_labels,
+    child_opts,
+    priority_class,
+    resources,
+    restricted_security_context,
+)
 from components.kube import namespace as kube_namespace
 from settings.workloads import TodoSettings
 
 MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
 MONGODB_PORT = 27017
+MONGODB_UID = 999  # the mongodb user of the official image
 MONGODB_USER = "root"
 DATABASE_NAME = "todo"
 SERVICE_PORT = 80
+WEB_CONTAINER = "web"
 
 
 @dataclass(frozen=True)
@@ -29,11 +38,10 @@ class TodoAppArgs:
     #: Labels/annotations for the app namespace (e.g. a mesh's injection switch).
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
-    #: How the web Service asks the stack's balancer for an address.
-    service_annotations: Mapping[str, str] = field(default_factory=dict)
-    load_balancer_class: Optional[str] = None
-    #: Resources the web Service must wait for (e.g. MetalLB's address pool).
-    service_depends_on: Sequence[pulumi.Resource] = ()
+    #: The stack's balancer, which exposes the web Service (its annotations, class and readiness).
+    balancer: Balancer = field(default_factory=Balancer.cloud)
+    #: The namespace's pods get a mesh proxy injected: the HPA then measures the web container alone.
+    meshed: bool = False
 
 
 def mongo_probe(period: int, timeout: int, initial_delay: int) -> dict[str, Any]:
@@ -100,19 +108,7 @@ class TodoApp(pulumi.ComponentResource):
         )
         namespace = ns.metadata.name
 
-        priority_class_name: Optional[str] = None
-        if todo.placement.priority_class is not None:
-            pc = todo.placement.priority_class
-            k8s.scheduling.v1.PriorityClass(
-                f"{name}-priority",
-                metadata={"name": pc.name, "labels": app_labels(todo.name, "priority")},
-                value=pc.value,
-                preemption_policy=pc.preemption_policy,
-                description=pc.description or f"Scheduling priority of {todo.name}",
-                global_default=False,
-                opts=child_opts(self, provider),
-            )
-            priority_class_name = pc.name
+        priority = priority_class(f"{name}-priority", todo.placement, todo.name, self, provider)
 
         # --- MongoDB -------------------------------------------------------------------------
         password = random.RandomPassword(
@@ -161,7 +157,15 @@ class TodoApp(pulumi.ComponentResource):
             opts=child_opts(self, provider),
         )
         mongo_pod_spec: dict[str, Any] = {
-            "securityContext": {"fsGroup": 999, "runAsUser": 999, "runAsGroup": 999, "runAsNonRoot": True},
+            # The image's mongodb user (uid/gid 999) owns the data; OnRootMismatch skips the
+            # recursive chown of every data file on each start once the volume root is right.
+            "securityContext": {
+                "fsGroup": MONGODB_UID,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "runAsUser": MONGODB_UID,
+                "runAsGroup": MONGODB_UID,
+                "runAsNonRoot": True,
+            },
             "containers": [
                 {
                     "name": "mongodb",
@@ -189,6 +193,9 @@ class TodoApp(pulumi.ComponentResource):
                     "volumeMounts": [{"name": "data", "mountPath": "/data/db"}],
                 }
             ],
+            # On the app's nodes: its volume then lies in a zone where the web pods, which must
+            # share MongoDB's zone (todo-prod's pod affinity), can run.
+            **todo.placement.nodes_only().pod_spec_fields(),
         }
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -218,7 +225,7 @@ class TodoApp(pulumi.ComponentResource):
         web_pod_spec: dict[str, Any] = {
             "containers": [
                 {
-                    "name": "web",
+                    "name": WEB_CONTAINER,
                     "image": todo.image,
                     "ports": [{"name": "http", "containerPort": todo.port}],
                     "env": [
@@ -252,18 +259,21 @@ class TodoApp(pulumi.ComponentResource):
             ],
             **todo.placement.pod_spec_fields(),
         }
-        if priority_class_name:
-            web_pod_spec["priorityClassName"] = priority_class_name
         web_opts = child_opts(
             self,
             provider,
-            depends_on=[mongodb],
+            depends_on=[mongodb, *priority],
             # The HPA owns the replica count once it runs; `replicas` is only the starting point.
             ignore_changes=["spec.replicas"] if scaling.enabled else None,
         )
+        web_metadata: dict[str, Any] = {"name": todo.name, "namespace": namespace, "labels": web_labels}
+        if not scaling.enabled:
+            # Once an HPA has scaled the Deployment, kube-controller-manager owns spec.replicas and
+            # server-side apply refuses to take it back unless forced: manual scaling needs that.
+            web_metadata["annotations"] = {"pulumi.com/patchForce": "true"}
         web = k8s.apps.v1.Deployment(
             f"{name}-web",
-            metadata={"name": todo.name, "namespace": namespace, "labels": web_labels},
+            metadata=web_metadata,
             spec={
                 "replicas": todo.replicas,
                 "selector": {"matchLabels": selector},
@@ -273,29 +283,27 @@ class TodoApp(pulumi.ComponentResource):
             },
             opts=web_opts,
         )
-        service_spec: dict[str, Any] = {
-            "type": "LoadBalancer",
-            "selector": selector,
-            "ports": [{"name": "http", "port": SERVICE_PORT, "targetPort": "http", "protocol": "TCP"}],
-        }
-        if args.load_balancer_class:
-            service_spec["loadBalancerClass"] = args.load_balancer_class
-        service = k8s.core.v1.Service(
-            f"{name}-web-service",
-            metadata={
-                "name": todo.name,
-                "namespace": namespace,
-                "labels": web_labels,
-                "annotations": dict(args.service_annotations),
-            },
-            spec=service_spec,
-            opts=child_opts(self, provider, depends_on=list(args.service_depends_on)),
+        exposed = args.balancer.expose(
+            todo.name,
+            namespace=namespace,
+            selector=selector,
+            port=SERVICE_PORT,
+            target_port=todo.port,
+            parent=self,
+            provider=provider,
+            labels=web_labels,
+            resource_name=f"{name}-web-service",
         )
 
         if scaling.enabled:
             Autoscaler(
                 f"{name}-autoscaler",
-                AutoscalerArgs(target_name=todo.name, namespace=namespace, scaling=scaling),
+                AutoscalerArgs(
+                    target_name=todo.name,
+                    namespace=namespace,
+                    scaling=scaling,
+                    container=WEB_CONTAINER if args.meshed else None,
+                ),
                 provider,
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[web]),
             )
@@ -304,8 +312,8 @@ class TodoApp(pulumi.ComponentResource):
             pod_disruption_budget(f"{name}-web-pdb", todo.name, namespace, selector, self, provider)
 
         self.namespace = namespace
-        self.service_name = service.metadata.name
-        self.url = load_balancer_url(service, "http", SERVICE_PORT)
+        self.service_name = exposed.service.metadata.name
+        self.url = exposed.url
         self.register_outputs(
             {
                 "namespace": self.namespace,

@@ -93,6 +93,10 @@ def _plain(value: Any, path: str, secrets: list[str]) -> Any:
         return {k: _plain(v, f"{path}.{k}" if path else k, secrets) for k, v in value.items()}
     if isinstance(value, list):
         return [_plain(v, f"{path}[{i}]", secrets) for i, v in enumerate(value)]
+    if isinstance(value, float) and value.is_integer():
+        # Pulumi's wire format carries every number as a double; the program wrote an integer
+        # (a port, a replica count), and Kubernetes' int32 fields refuse "80.0".
+        return int(value)
     return value
 
 

@@ -15,6 +15,7 @@ import json
 import re
 import shutil
 import sys
+import traceback
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -190,6 +191,18 @@ def build_report(stack: str) -> PlanReport:
     return report
 
 
+def _raised_at(error: BaseException) -> str:
+    """file:line of the innermost frame of this project that the error passed through."""
+    ours = [
+        frame
+        for frame in traceback.extract_tb(error.__traceback__)
+        if Path(frame.filename).resolve().is_relative_to(PROJECT_DIR)
+    ]
+    frame = (ours or traceback.extract_tb(error.__traceback__))[-1]
+    where = Path(frame.filename).resolve()
+    return f"raised at {where.relative_to(PROJECT_DIR) if where.is_relative_to(PROJECT_DIR) else where}:{frame.lineno}"
+
+
 def run(args: argparse.Namespace) -> int:
     out: Path = args.out or PROJECT_DIR / ".scaleplane" / "plan" / args.stack
     stream = sys.stdout
@@ -197,6 +210,11 @@ def run(args: argparse.Namespace) -> int:
         report = build_report(args.stack)
     except (settings_module.SettingsError, StackConfigError) as error:
         print(f"plan {args.stack}: {error}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ValueError as error:
+        # A component refused arguments that settings/ let through: still a configuration error,
+        # reported in one line with where it was raised.
+        print(f"plan {args.stack}: {error} ({_raised_at(error)})", file=sys.stderr)
         return EXIT_CONFIG
     result = report.result
     if not args.quiet:

@@ -16,8 +16,41 @@ class StackConfigError(ValueError):
     """A stack's configuration file is missing or unreadable."""
 
 
+def _mapping_file(path: Path, project_dir: Path) -> dict[str, Any]:
+    """A YAML file whose top level is a mapping (an empty file is an empty one)."""
+    shown = path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
+    try:
+        document = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise StackConfigError(f"{shown}: no such file") from None
+    except yaml.YAMLError as error:
+        where = getattr(error, "problem_mark", None)
+        line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
+        problem = getattr(error, "problem", None) or str(error)
+        raise StackConfigError(f"{shown} is not valid YAML{line}: {problem}") from None
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackConfigError(f"{shown}: expected a mapping at the top level, found {type(document).__name__}")
+    return document
+
+
+def _section(document: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
+    """`document[key]` as a mapping ({} when absent)."""
+    value = document.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise StackConfigError(f"{path.name}: '{key}' must be a mapping of keys, found {type(value).__name__}")
+    return value
+
+
 def project_file(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
-    return yaml.safe_load((project_dir / "Pulumi.yaml").read_text())
+    """Pulumi.yaml, which must name the project."""
+    document = _mapping_file(project_dir / "Pulumi.yaml", project_dir)
+    if not isinstance(document.get("name"), str) or not document["name"]:
+        raise StackConfigError("Pulumi.yaml: 'name' (the project name and config namespace) is missing")
+    return document
 
 
 def stack_config_path(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
@@ -47,7 +80,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
             f"unknown stack {stack!r}: no {path.relative_to(project_dir)} (stacks: {', '.join(known)})"
         )
     raw: dict[str, str] = {}
-    for key, declaration in (project.get("config") or {}).items():
+    for key, declaration in _section(project, "config", project_dir / "Pulumi.yaml").items():
         qualified = key if ":" in key else f"{namespace}:{key}"
         if isinstance(declaration, dict):
             if "default" in declaration:
@@ -56,8 +89,11 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
                 raw[qualified] = _as_config_string(declaration["value"])
         else:
             raw[qualified] = _as_config_string(declaration)
-    document = yaml.safe_load(path.read_text()) or {}
-    for key, value in (document.get("config") or {}).items():
+    document = _mapping_file(path, project_dir)
+    for key, value in _section(document, "config", path).items():
+        if ":" not in str(key):
+            # Stack config keys are <namespace>:<name>; a bare one would otherwise be skipped silently.
+            raise StackConfigError(f"{path.name}: config key {key!r} has no namespace; write {namespace}:{key}")
         if isinstance(value, dict) and set(value) == {"secure"}:
             raise StackConfigError(f"{path.name}: {key} is an encrypted secret; the offline plan takes none")
         raw[key] = _as_config_string(value)

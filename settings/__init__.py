@@ -8,6 +8,7 @@ string, structured values as JSON), so tests and the offline plan use exactly th
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import types
 import typing
@@ -29,6 +30,10 @@ from settings.workloads import (
 )
 
 __all__ = ["Settings", "SettingsError", "from_config", "load"]
+
+#: Config namespaces this program's providers read; any other namespace is most likely a typo of
+#: ours, which Pulumi would pass along and nothing would ever read.
+PROVIDER_NAMESPACES = ("pulumi", "kubernetes", "aws", "tls", "random", "command")
 
 BalancerKind = Literal["metallb", "aws-nlb", "cloud"]
 MeshKind = Literal["none", "istio", "linkerd"]
@@ -107,6 +112,16 @@ class Settings:
                 raise ValueError(f"{owner} is '{wanted}' but {NAMESPACE}:{section} is not set")
             if present and chosen != wanted:
                 raise ValueError(f"{NAMESPACE}:{section} is set but {owner} is '{chosen}'")
+        return self
+
+    @model_validator(mode="after")
+    def _priority_classes_are_distinct(self) -> Self:
+        todo, minio = self.todo.placement.priority_class, self.minio.placement.priority_class
+        if todo is not None and minio is not None and self.minio.enabled and todo.name == minio.name:
+            raise ValueError(
+                f"todo.placement.priorityClass and minio.placement.priorityClass both create the "
+                f"PriorityClass '{todo.name}': give them different names"
+            )
         return self
 
     @property
@@ -195,6 +210,8 @@ def _describe(error: Mapping[str, Any]) -> str:
         message = "unknown key" + (f"; allowed keys: {', '.join(allowed)}" if allowed else "")
     elif error["type"] == "missing":
         message = "required key is missing"
+    elif not error["type"].startswith("value_error") and isinstance(error.get("input"), (str, int, float, bool)):
+        message += f" (got {json.dumps(error['input'])})"
     if not loc:
         return f"{NAMESPACE}: {message}"
     return f"{key_path(str(loc[0]), loc[1:])}: {message}"
@@ -203,13 +220,19 @@ def _describe(error: Mapping[str, Any]) -> str:
 def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
     """Validate Pulumi's raw config map (namespace-qualified keys, string values) into Settings.
 
-    Keys of other namespaces (kubernetes:, aws:, pulumi:) are left to their providers.
+    Keys of the providers' namespaces (kubernetes:, aws:, pulumi:, ...) are left to them; any
+    other namespace is refused as a likely typo of ours.
     Raises SettingsError naming every offending key; nothing is half-read.
     """
     problems: list[str] = []
     document: dict[str, Any] = {}
     for full_key, value in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
+        if namespace not in PROVIDER_NAMESPACES and namespace != NAMESPACE:
+            close = difflib.get_close_matches(namespace, [NAMESPACE, *PROVIDER_NAMESPACES], n=1)
+            hint = f" (did you mean {close[0]}:{key}?)" if close else ""
+            problems.append(f"{full_key}: unknown config namespace {namespace!r}{hint}")
+            continue
         if namespace != NAMESPACE:
             continue
         if full_key in secret_keys:
@@ -236,11 +259,19 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
 
 
 def load() -> Settings:
-    """Read this stack's configuration from the running Pulumi program."""
+    """Read this stack's configuration from the running Pulumi program.
+
+    Invalid configuration ends `pulumi up` with the list of problems and no Python traceback
+    (pulumi.RunError is the SDK's clean exit).
+    """
+    from pulumi import RunError
     from pulumi.runtime import config as runtime_config
 
     raw: dict[str, str] = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret = frozenset(runtime_config.get_config_secret_keys_env()) | frozenset(
         runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK exposes no public accessor
     )
-    return from_config(raw, secret)
+    try:
+        return from_config(raw, secret)
+    except SettingsError as error:
+        raise RunError(str(error)) from None

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
-from pydantic import ConfigDict, TypeAdapter
+from pydantic import ConfigDict, Field, TypeAdapter
 from pydantic.alias_generators import to_camel
 from pydantic.dataclasses import dataclass as _pydantic_dataclass
 
@@ -22,6 +22,11 @@ SETTINGS_CONFIG = ConfigDict(
 )
 
 T = TypeVar("T")
+
+#: A Kubernetes DNS label (namespace and object names).
+DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
+#: An exact chart version (what the chart-pinning policy demands).
+ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
 
 
 def settings(cls: type[T]) -> type[T]:

@@ -7,10 +7,11 @@ from typing import Annotated, Optional, Self
 from pydantic import AfterValidator, Field, model_validator
 
 from components.placement import Placement
-from settings.base import check_replica_range, settings
+from settings.base import ChartVersion, DnsLabel, check_replica_range, settings
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Replicas = Annotated[int, Field(ge=0, le=1000)]
+StorageClassName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
 def _pinned(image: str) -> str:
@@ -41,8 +42,8 @@ class MetricsServerSettings:
     """Metrics Server, installed from its Helm chart so `kubectl top` and the HPA work."""
 
     enabled: bool = True
-    chart_version: str = "3.13.1"
-    namespace: str = "kube-system"
+    chart_version: ChartVersion = "3.13.1"
+    namespace: DnsLabel = "kube-system"
     #: Only for clusters whose kubelets serve self-signed certificates (kind, k3d, minikube).
     kubelet_insecure_tls: bool = False
     replicas: Annotated[int, Field(ge=1, le=10)] = 1
@@ -86,7 +87,7 @@ class MongoSettings:
     image: ImageRef = "docker.io/library/mongo:7.0.14"
     storage_size: Quantity = "8Gi"
     #: None: the cluster's default StorageClass.
-    storage_class: Optional[str] = None
+    storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
 
 
@@ -96,7 +97,7 @@ class TodoSettings:
 
     #: Deployment name; the playbook runs todo-dev on development nodes and todo-prod on production.
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")] = "todo-dev"
-    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "todo"
+    namespace: DnsLabel = "todo"
     #: The web image. The default is the Helm tutorial's to-do image (HTTP on port 80, health at
     #: "/"); point it at your Node.js build, which reads MongoDB from MONGODB_URI / DATABASE_*.
     image: ImageRef = "docker.io/prydonius/todo:1.0.0"
@@ -111,18 +112,28 @@ class TodoSettings:
     placement: Placement = Placement()
     mongodb: MongoSettings = MongoSettings()
 
+    @model_validator(mode="after")
+    def _replicas_within_autoscaling_range(self) -> Self:
+        scaling = self.autoscaling
+        if scaling.enabled and not scaling.min_replicas <= self.replicas <= scaling.max_replicas:
+            raise ValueError(
+                f"replicas ({self.replicas}) must lie within the autoscaling range "
+                f"{scaling.min_replicas}..{scaling.max_replicas} (autoscaling.minReplicas..maxReplicas)"
+            )
+        return self
+
 
 @settings
 class MinioSettings:
     """Self-healing MinIO: a StatefulSet whose pods are recreated when deleted."""
 
     enabled: bool = True
-    namespace: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")] = "minio"
+    namespace: DnsLabel = "minio"
     image: ImageRef = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
     #: 1 runs a single server; 4 or more run distributed erasure coding (MinIO needs >= 4 drives).
     replicas: Annotated[int, Field(ge=1, le=32)] = 4
     storage_size: Quantity = "10Gi"
-    storage_class: Optional[str] = None
+    storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
     placement: Placement = Placement()
 

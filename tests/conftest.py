@@ -25,9 +25,6 @@ import pytest  # noqa: E402
 
 from deploy.project import STACKS  # noqa: E402
 
-SHARED_DIR = PROJECT_DIR.parent / "shared"
-REFERENCE_DIR = SHARED_DIR / "reference"
-
 
 @pytest.fixture(scope="session")
 def stack_plans() -> dict[str, mockrun.PlanResult]:

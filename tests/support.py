@@ -14,10 +14,21 @@ import yaml
 
 from deploy import mockrun
 
-#: ../shared/reference beside the checkout; SCALEPLANE_REFERENCE_DIR overrides it (worktrees).
-REFERENCE_DIR = Path(
-    os.environ.get("SCALEPLANE_REFERENCE_DIR") or Path(__file__).resolve().parent.parent.parent / "shared" / "reference"
-)
+
+def find_reference_dir() -> Path:
+    """The pinned upstream reference set: $SCALEPLANE_REFERENCE_DIR, or the nearest shared/reference
+    above the tests (beside the project in CI and on main; further up from a worktree)."""
+    configured = os.environ.get("SCALEPLANE_REFERENCE_DIR")
+    if configured:
+        return Path(configured)
+    for ancestor in Path(__file__).resolve().parents:
+        candidate = ancestor / "shared" / "reference"
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError("no shared/reference directory above the tests (set SCALEPLANE_REFERENCE_DIR)")
+
+
+REFERENCE_DIR = find_reference_dir()
 
 
 def run_component(build: Callable[[k8s.Provider], Any], *, preview: bool = False) -> mockrun.PlanResult:

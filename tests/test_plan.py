@@ -32,6 +32,9 @@ def test_plan_writes_tree_resources_and_manifests(tmp_path: Path, capsys: pytest
     for m in manifests:
         if m["kind"] == "Secret":
             assert m["stringData"] == SECRET
+    # Integers stay integers (Pulumi's wire format carries doubles; int32 fields refuse "80.0").
+    web = next(m for m in manifests if m["kind"] == "Service" and m["metadata"]["name"] == "todo-prod")
+    assert all(type(p["port"]) is int for p in web["spec"]["ports"])
     assert list((tmp_path / "charts").glob("*.yaml"))
 
 
@@ -59,6 +62,94 @@ def test_plan_names_the_bad_key_without_a_traceback(tmp_path: Path) -> None:
         with pytest.raises(Exception) as caught:
             plan_module.build_report("local")
     assert "scaleplane:mesh" in str(caught.value)
+
+
+def _project_with(tmp_path: Path, stack_text: str, project_text: str | None = None) -> Path:
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text(project_text or (PROJECT_DIR / "Pulumi.yaml").read_text())
+    (project / "stacks" / "Pulumi.local.yaml").write_text(stack_text)
+    return project
+
+
+@pytest.mark.parametrize(
+    ("stack_text", "project_text", "expected"),
+    [
+        ("config:\n  scaleplane:todo: {replicas: 1\n", None, "stacks/Pulumi.local.yaml is not valid YAML (line 3,"),
+        ("- a list\n", None, "stacks/Pulumi.local.yaml: expected a mapping at the top level, found list"),
+        ("config: 3\n", None, "Pulumi.local.yaml: 'config' must be a mapping of keys, found int"),
+        ("config:\n  todo: {replicas: 2}\n", None, "config key 'todo' has no namespace; write scaleplane:todo"),
+        ("config: {}\n", "name: scaleplane\nconfig: [\n", "Pulumi.yaml is not valid YAML (line 3,"),
+        ("config: {}\n", "runtime: python\n", "Pulumi.yaml: 'name' (the project name and config namespace) is missing"),
+    ],
+    ids=[
+        "stack-yaml-syntax",
+        "stack-not-a-mapping",
+        "config-not-a-mapping",
+        "key-without-namespace",
+        "project-yaml-syntax",
+        "project-unnamed",
+    ],
+)
+def test_a_broken_file_exits_2_naming_it_without_a_traceback(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    stack_text: str,
+    project_text: str | None,
+    expected: str,
+) -> None:
+    from deploy import plan as plan_module
+    from deploy import project as project_module
+
+    project = _project_with(tmp_path, stack_text, project_text)
+    monkeypatch.setattr(plan_module, "stack_config", lambda stack: project_module.stack_config(stack, project))
+    assert main(["plan", "--stack", "local", "--out", str(tmp_path / "out")]) == EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("plan local: ") and expected in line, line
+
+
+def test_a_type_error_shows_the_value_given(tmp_path: Path) -> None:
+    from deploy import project as project_module
+    from settings import SettingsError, from_config
+
+    stack = yaml.safe_load((PROJECT_DIR / "stacks" / "Pulumi.local.yaml").read_text())
+    stack["config"]["scaleplane:todo"]["autoscaling"]["maxReplicas"] = "three"
+    project = _project_with(tmp_path, yaml.safe_dump(stack))
+    with pytest.raises(SettingsError) as caught:
+        from_config(project_module.stack_config("local", project))
+    assert caught.value.problems == [
+        'scaleplane:todo.autoscaling.maxReplicas: Input should be a valid integer (got "three")'
+    ]
+
+
+def test_a_component_refusing_its_arguments_exits_2_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Arguments settings/ let through but a component refuses are still the stack's configuration."""
+    import re
+
+    from components.minio import Minio, MinioArgs
+    from deploy import mockrun
+    from deploy import plan as plan_module
+    from settings.workloads import MinioSettings
+
+    unchecked = MinioSettings.__new__(MinioSettings)  # as a gap in settings validation would let through
+    object.__setattr__(unchecked, "replicas", 2)
+
+    def program() -> None:
+        Minio("m", MinioArgs(settings=unchecked, environment="t"), None)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(
+        plan_module.mockrun, "run_stack", lambda stack, preview=True: mockrun.run(stack, {}, program, preview=preview)
+    )
+    assert main(["plan", "--stack", "local", "--out", str(tmp_path)]) == EXIT_CONFIG
+    (line,) = capsys.readouterr().err.splitlines()
+    assert re.fullmatch(
+        r"plan local: MinioArgs\.settings\.replicas must be 1 or at least 4, got 2 "
+        r"\(raised at components/minio\.py:\d+\)",
+        line,
+    ), line
 
 
 def test_redaction_hides_secret_subtrees() -> None:

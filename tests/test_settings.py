@@ -68,6 +68,23 @@ def test_min_above_max_is_refused() -> None:
     assert "minReplicas (6) must not exceed maxReplicas (5)" in message
 
 
+def test_replicas_must_lie_within_the_autoscaling_range() -> None:
+    (message,) = problems(todo={"replicas": 7})
+    assert message == (
+        "scaleplane:todo: replicas (7) must lie within the autoscaling range 1..5 "
+        "(autoscaling.minReplicas..maxReplicas)"
+    )
+    assert load(todo={"replicas": 7, "autoscaling": {"enabled": False}}).todo.replicas == 7
+
+
+def test_each_priority_class_is_created_once_and_never_a_system_one() -> None:
+    shared = {"placement": {"priorityClass": {"name": "apps", "value": 1000}}}
+    (message,) = problems(todo=shared, minio=shared)
+    assert message.startswith("scaleplane: todo.placement.priorityClass and minio.placement.priorityClass")
+    (message,) = problems(todo={"placement": {"priorityClass": {"name": "system-node-critical", "value": 1}}})
+    assert message.startswith("scaleplane:todo.placement.priorityClass.name:")
+
+
 def test_unknown_nested_key_lists_allowed_keys() -> None:
     (message,) = problems(todo={"replcas": 3})
     assert message.startswith("scaleplane:todo.replcas: unknown key")
@@ -83,6 +100,11 @@ def test_wrong_types_are_not_coerced() -> None:
     found = problems(todo={"replicas": "3"}, production="yes")
     assert any(p.startswith("scaleplane:todo.replicas:") for p in found)
     assert any(p.startswith("scaleplane:production:") for p in found)
+
+
+def test_metrics_server_chart_is_pinned_into_a_valid_namespace() -> None:
+    found = problems(metricsServer={"chartVersion": "", "namespace": "Kube System"})
+    assert [p.split(":")[1] for p in found] == ["metricsServer.chartVersion", "metricsServer.namespace"]
 
 
 def test_latest_tag_is_refused() -> None:
@@ -107,6 +129,15 @@ def test_secret_config_is_refused() -> None:
     with pytest.raises(settings.SettingsError) as caught:
         settings.from_config(raw, frozenset({"scaleplane:todo"}))
     assert "scaleplane:todo: is a secret" in str(caught.value)
+
+
+def test_a_misspelt_namespace_is_not_silently_ignored() -> None:
+    raw = {**BASE, "scalepane:todo": json.dumps({"replicas": 3})}
+    with pytest.raises(settings.SettingsError) as caught:
+        settings.from_config(raw)
+    assert caught.value.problems == [
+        "scalepane:todo: unknown config namespace 'scalepane' (did you mean scaleplane:todo?)"
+    ]
 
 
 def test_other_namespaces_are_left_alone() -> None:
@@ -162,3 +193,14 @@ def test_any_config_builds_or_names_the_offending_key(raw: dict[str, str]) -> No
             assert key[0] == "scaleplane", problem
             top = re.split(r"[.\[:]", key[1], maxsplit=1)[0].strip()
             assert f"scaleplane:{top}" in raw or top == "", problem
+
+
+def test_pulumi_up_stops_on_bad_config_without_a_traceback() -> None:
+    """Under the engine, load() raises pulumi.RunError: the CLI prints its message, not a stack trace."""
+    import pulumi
+    from pulumi.runtime.config import set_all_config
+
+    set_all_config({**BASE, "scaleplane:todo": json.dumps({"replcas": 3})}, [])
+    with pytest.raises(pulumi.RunError) as caught:
+        settings.load()
+    assert "scaleplane:todo.replcas: unknown key" in str(caught.value)

@@ -8,6 +8,7 @@ import pytest
 from support import chart_version, objects, one, run_component, unknown_value_paths
 
 from components.autoscaling import hpa_spec
+from components.balancer import AWS_NLB_SCHEME, Balancer
 from components.loadtest import LoadTest, LoadTestArgs
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.minio import Minio, MinioArgs, server_args
@@ -15,6 +16,8 @@ from components.todo import TodoApp, TodoAppArgs
 from deploy import mockrun
 from settings.base import parse
 from settings.workloads import AutoscalingSettings, LoadTestSettings, MinioSettings, TodoSettings
+
+NLB_CLASS = "service.k8s.aws/nlb"
 
 
 def todo_app(settings: dict[str, Any] | None = None, **args: Any) -> mockrun.PlanResult:
@@ -59,6 +62,37 @@ def test_hpa_is_autoscaling_v2_with_the_playbooks_defaults() -> None:
     assert spec["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
+def test_a_meshed_hpa_measures_the_web_container_alone() -> None:
+    """A mesh proxy beside the app (Linkerd's requests no CPU) must not break or skew the HPA."""
+    result = todo_app({"name": "todo-dev", "autoscaling": {"targetMemoryUtilization": 80}}, meshed=True)
+    metrics = one(result, "HorizontalPodAutoscaler")["spec"]["metrics"]
+    web = one(result, "Deployment")
+    (container,) = containers(web)
+    assert metrics == [
+        {
+            "type": "ContainerResource",
+            "containerResource": {
+                "name": resource,
+                "container": container["name"],
+                "target": {"type": "Utilization", "averageUtilization": percent},
+            },
+        }
+        for resource, percent in (("cpu", 50), ("memory", 80))
+    ]
+
+
+@pytest.mark.parametrize("stack", ["local", "prod"])
+def test_every_meshed_stack_scales_on_the_web_container(stack: str, stack_plans: dict[str, mockrun.PlanResult]) -> None:
+    (hpa,) = (
+        r.inputs
+        for r in stack_plans[stack].resources
+        if r.is_kubernetes_object
+        and r.inputs["kind"] == "HorizontalPodAutoscaler"
+        and r.name.endswith("-todo-autoscaler-hpa")
+    )
+    assert {m["type"] for m in hpa["spec"]["metrics"]} == {"ContainerResource"}
+
+
 def test_hpa_memory_target_and_behavior_are_configurable() -> None:
     scaling = parse(
         AutoscalingSettings,
@@ -88,6 +122,10 @@ def test_hpa_owns_replicas_once_enabled() -> None:
     web = next(r for r in manual.resources if r.type == "kubernetes:apps/v1:Deployment")
     assert web.ignore_changes == []
     assert web.inputs["spec"]["replicas"] == 3
+    # The HPA that ran before left kube-controller-manager owning spec.replicas: take it back.
+    assert web.inputs["metadata"]["annotations"] == {"pulumi.com/patchForce": "true"}
+    scaled = next(r for r in todo_app({"name": "todo-dev"}).resources if r.type == "kubernetes:apps/v1:Deployment")
+    assert "annotations" not in scaled.inputs["metadata"]
     assert objects(manual, "HorizontalPodAutoscaler") == []
 
 
@@ -118,6 +156,11 @@ def test_mongodb_is_stateful_with_generated_secret_credentials() -> None:
     mongo = next(o for o in objects(result, "StatefulSet") if o["metadata"]["name"] == "mongodb")
     assert mongo["spec"]["template"]["metadata"]["labels"]["app"] == "mongodb"
     assert mongo["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Retain"}
+    # mongo:7 runs as its mongodb user (999), which must be able to write the volume.
+    pod_security = mongo["spec"]["template"]["spec"]["securityContext"]
+    assert (pod_security["runAsUser"], pod_security["fsGroup"]) == (999, 999)
+    assert pod_security["fsGroupChangePolicy"] == "OnRootMismatch"
+    assert containers(mongo)[0]["livenessProbe"]["exec"]["command"][0] == "mongosh"  # mongo >= 6 has no `mongo`
     (claim,) = mongo["spec"]["volumeClaimTemplates"]
     assert claim["spec"]["resources"]["requests"]["storage"] == "8Gi"
     env = {e["name"]: e for e in containers(mongo)[0]["env"]}
@@ -129,6 +172,22 @@ def test_mongodb_is_stateful_with_generated_secret_credentials() -> None:
     assert password.inputs["length"] >= 32
 
 
+def test_mongodb_runs_on_the_apps_nodes_without_its_pod_rules(stack_plans: dict[str, mockrun.PlanResult]) -> None:
+    """todo-prod must share MongoDB's zone and run on production nodes: MongoDB (and its volume)
+    must therefore be on production nodes too, or the web pods could never be scheduled."""
+    prod = stack_plans["prod"]
+    (mongo,) = (r.inputs for r in prod.resources if r.name == "prod-todo-mongodb")
+    affinity = mongo["spec"]["template"]["spec"]["affinity"]
+    assert affinity["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [
+            {"matchExpressions": [{"key": "environment", "operator": "In", "values": ["production"]}]}
+        ]
+    }
+    assert set(affinity) == {"nodeAffinity"}
+    dev = next(r.inputs for r in stack_plans["dev"].resources if r.name == "dev-todo-mongodb")
+    assert dev["spec"]["template"]["spec"]["nodeSelector"] == {"environment": "development"}
+
+
 def test_web_env_never_holds_a_literal_secret() -> None:
     web = next(o for o in objects(todo_app(), "Deployment"))
     for variable in containers(web)[0]["env"]:
@@ -137,13 +196,14 @@ def test_web_env_never_holds_a_literal_secret() -> None:
 
 
 def test_web_service_takes_the_balancers_annotations() -> None:
-    annotations = {"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}
-    result = todo_app({"name": "todo-prod"}, service_annotations=annotations, load_balancer_class="service.k8s.aws/nlb")
+    balancer = Balancer(kind="aws-nlb", annotations={AWS_NLB_SCHEME: "internet-facing"}, load_balancer_class=NLB_CLASS)
+    result = todo_app({"name": "todo-prod", "port": 8080}, balancer=balancer)
     service = next(o for o in objects(result, "Service") if o["metadata"]["name"] == "todo-prod")
     assert service["spec"]["type"] == "LoadBalancer"
-    assert service["metadata"]["annotations"] == annotations
-    assert service["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
-    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert service["metadata"]["annotations"] == {AWS_NLB_SCHEME: "internet-facing"}
+    assert service["spec"]["loadBalancerClass"] == NLB_CLASS
+    assert service["spec"]["selector"] == {"app": "todo-prod"}
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": 8080, "protocol": "TCP"}]
 
 
 @pytest.mark.parametrize(
@@ -176,12 +236,17 @@ def test_url_is_unknown_in_preview_never_invented() -> None:
     assert result.outputs["component"] == mockrun.UNKNOWN
 
 
-def test_priority_class_is_created_and_used() -> None:
-    result = todo_app({"placement": {"priorityClass": {"name": "todo-high", "value": 1000}}})
-    priority = one(result, "PriorityClass")
-    assert priority["value"] == 1000 and priority["globalDefault"] is False
-    web = one(result, "Deployment")
-    assert web["spec"]["template"]["spec"]["priorityClassName"] == "todo-high"
+@pytest.mark.parametrize("build", ["todo", "minio"])
+def test_priority_class_is_created_before_the_pods_that_use_it(build: str) -> None:
+    placement = {"placement": {"priorityClass": {"name": "apps-high", "value": 1000}}}
+    result = todo_app(placement) if build == "todo" else minio(placement)
+    (priority,) = result.of_type("kubernetes:scheduling.k8s.io/v1:PriorityClass")
+    assert priority.inputs["value"] == 1000 and priority.inputs["globalDefault"] is False
+    kind = "Deployment" if build == "todo" else "StatefulSet"
+    (workload,) = [r for r in result.resources if r.is_kubernetes_object and r.inputs["kind"] == kind]
+    assert workload.inputs["spec"]["template"]["spec"]["priorityClassName"] == "apps-high"
+    # The priority admission plugin refuses pods whose class does not exist yet.
+    assert priority.urn in workload.dependencies
 
 
 # --- MinIO ----------------------------------------------------------------------------------------
@@ -267,10 +332,6 @@ def test_load_test_is_bounded_in_requests_and_time() -> None:
     )
     job = one(result, "Job")
     assert job["spec"]["activeDeadlineSeconds"] == 120
-    assert job["spec"]["template"]["metadata"]["annotations"] == {
-        "sidecar.istio.io/inject": "false",
-        "linkerd.io/inject": "disabled",
-    }
     assert job["spec"]["backoffLimit"] == 0
     assert (job["spec"]["parallelism"], job["spec"]["completions"]) == (2, 2)
     (container,) = containers(job)
@@ -278,6 +339,10 @@ def test_load_test_is_bounded_in_requests_and_time() -> None:
     assert env == {"TARGET": "http://todo-dev.todo/", "REQUESTS": "1000"}
     assert "wget" in container["command"][-1] and '"$REQUESTS"' in container["command"][-1]
     assert container["resources"]["requests"]["cpu"]
+    # No mesh proxy: it would outlive the workers and keep the Job from completing.
+    template = job["spec"]["template"]["metadata"]
+    assert template["labels"]["sidecar.istio.io/inject"] == "false"
+    assert template["annotations"]["linkerd.io/inject"] == "disabled"
 
 
 def test_load_test_is_off_by_default(stack_plan: mockrun.PlanResult) -> None:
