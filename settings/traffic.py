@@ -13,18 +13,16 @@ from typing import Annotated, Literal, Optional, Self, Union
 
 from pydantic import AfterValidator, Field, model_validator
 
-from settings.base import check_replica_range, settings
+from settings.base import ChartVersion, DnsLabel, check_replica_range, settings
 
 IpNetwork = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
 IpAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
-DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
 #: What Kubernetes accepts as spec.loadBalancerClass: a qualified name, [DNS-subdomain prefix/]name.
 QUALIFIED_NAME = (
     r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
     r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
 
 
 def address_bounds(text: str) -> tuple[IpAddress, IpAddress]:

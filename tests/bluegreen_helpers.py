@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import runpy
 from pathlib import Path
 from typing import Any, Optional
@@ -14,16 +13,13 @@ import kubernetes_validate
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
+from support import REFERENCE_DIR
 
 import settings
 from components.bluegreen import BlueGreenDatabase, BlueGreenDatabaseArgs
 from components.storage import SnapshotStorage, SnapshotStorageArgs
 from deploy import mockrun
 from deploy.project import PROJECT_DIR, stack_config
-
-REFERENCE_DIR = Path(os.environ.get("SCALEPLANE_REFERENCE_DIR") or PROJECT_DIR.parent.parent / "shared" / "reference")
-if not REFERENCE_DIR.is_dir():  # a worktree under /work/wt/<name>, or the main checkout /work/main
-    REFERENCE_DIR = PROJECT_DIR.parent / "shared" / "reference"
 
 BLUE_IMAGE = "docker.io/percona/percona-server:8.0.43-34"
 GREEN_IMAGE = "docker.io/percona/percona-server:8.0.46-37.1"

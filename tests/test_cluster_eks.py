@@ -12,7 +12,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
-from traffic_support import REFERENCE_DIR
+from support import REFERENCE_DIR
 
 from components.cluster import eks as eks_module
 from deploy import mockrun

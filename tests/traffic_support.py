@@ -5,33 +5,18 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable, Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 import jsonschema
 import pulumi
 import yaml
+from support import REFERENCE_DIR
 
 from components.cluster.existing import ExistingCluster, ExistingClusterArgs
 from deploy import mockrun
 from deploy import validate as schema
 
-
-def _find_reference() -> Path:
-    """../shared/reference from the main checkout or from a worktree under /work/wt."""
-    configured = os.environ.get("SCALEPLANE_REFERENCE_DIR")
-    if configured:
-        return Path(configured)
-    for ancestor in Path(__file__).resolve().parents:
-        candidate = ancestor / "shared" / "reference"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no shared/reference directory above the tests (set SCALEPLANE_REFERENCE_DIR)")
-
-
-REFERENCE_DIR = _find_reference()
 KUBERNETES_VERSION = "1.34"
 
 
