@@ -4,11 +4,15 @@ import pulumi
 
 import settings
 from components.balancer import balancer_for
+from components.bluegreen import BlueGreenDatabase, BlueGreenDatabaseArgs
 from components.cluster import cluster_for
+from components.cluster.eks import EksCluster
+from components.cluster.kops import KopsCluster
 from components.loadtest import LoadTest, LoadTestArgs
 from components.mesh import IstioMesh, LinkerdMesh, mesh_for
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.minio import Minio, MinioArgs
+from components.storage import SnapshotStorage, SnapshotStorageArgs
 from components.todo import TodoApp, TodoAppArgs
 
 config = settings.load()
@@ -91,9 +95,33 @@ if config.load_test.enabled:
         provider,
     )
 
+# --- Recipe 7: snapshot-capable storage and the blue/green Percona database ------------------
+# After the cluster: on EKS the cluster installs the EBS CSI driver and snapshot controller
+# add-ons, which the storage classes need, hence depends_on.
+database = None
+if config.storage is not None:
+    storage = SnapshotStorage(
+        f"{env}-storage",
+        SnapshotStorageArgs(settings=config.storage),
+        provider,
+        opts=pulumi.ResourceOptions(depends_on=[cluster]),
+    )
+    if config.database is not None:
+        database = BlueGreenDatabase(
+            f"{env}-database",
+            BlueGreenDatabaseArgs(
+                settings=config.database,
+                storage_class_name=storage.storage_class_name,
+                snapshot_class_name=storage.snapshot_class_name,
+            ),
+            provider,
+        )
+
 # --- Outputs ----------------------------------------------------------------------------------
 pulumi.export("environment", env)
 pulumi.export("clusterName", cluster.name)
+if isinstance(cluster, (EksCluster, KopsCluster)):
+    pulumi.export("kubeconfig", cluster.kubeconfig)  # a secret; `python -m deploy bluegreen` uses it
 pulumi.export("balancer", config.balancer)
 pulumi.export("mesh", config.mesh)
 pulumi.export("todoUrl", todo.url)
@@ -111,31 +139,8 @@ if isinstance(mesh, LinkerdMesh):
     pulumi.export("linkerdDashboardPassword", mesh.dashboard_password)
     if mesh.emojivoto_url is not None:
         pulumi.export("emojivotoUrl", mesh.emojivoto_url)
-
-# --- Recipe 7: snapshot-capable storage and the blue/green Percona database ------------------
-# After the cluster: on EKS the cluster installs the EBS CSI driver and snapshot controller
-# add-ons, which the storage classes need, hence depends_on.
-if config.storage is not None:
-    from components.bluegreen import BlueGreenDatabase, BlueGreenDatabaseArgs
-    from components.storage import SnapshotStorage, SnapshotStorageArgs
-
-    storage = SnapshotStorage(
-        f"{config.environment}-storage",
-        SnapshotStorageArgs(settings=config.storage),
-        provider,
-        opts=pulumi.ResourceOptions(depends_on=[cluster]),
-    )
-    if config.database is not None:
-        database = BlueGreenDatabase(
-            f"{config.environment}-database",
-            BlueGreenDatabaseArgs(
-                settings=config.database,
-                storage_class_name=storage.storage_class_name,
-                snapshot_class_name=storage.snapshot_class_name,
-            ),
-            provider,
-        )
-        pulumi.export("databaseHost", database.host)
-        pulumi.export("databasePort", database.port)
-        pulumi.export("databaseActiveColour", database.active)
-        pulumi.export("databaseCredentialsSecret", database.credentials_secret_name)
+if database is not None:
+    pulumi.export("databaseHost", database.host)
+    pulumi.export("databasePort", database.port)
+    pulumi.export("databaseActiveColour", database.active)
+    pulumi.export("databaseCredentialsSecret", database.credentials_secret_name)

@@ -93,3 +93,10 @@ def test_objects_validate_against_the_requested_version(
 ) -> None:
     hpa = next(r for r in stack_plans["prod"].resources if r.type.endswith("HorizontalPodAutoscaler"))
     assert list(schema.errors(hpa.inputs, version)) == []
+
+
+def test_cloud_clusters_export_their_kubeconfig_only_as_a_secret(stack_plan: mockrun.PlanResult) -> None:
+    if stack_plan.stack == "local":
+        assert "kubeconfig" not in stack_plan.outputs
+    else:
+        assert "kubeconfig" in stack_plan.secret_outputs
