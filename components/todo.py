@@ -229,10 +229,14 @@ class TodoApp(pulumi.ComponentResource):
                     "image": todo.image,
                     "ports": [{"name": "http", "containerPort": todo.port}],
                     "env": [
-                        {
-                            "name": "MONGODB_URI",
-                            "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "uri"}},
-                        },
+                        # The connection under the names Node.js MongoDB apps commonly read.
+                        *(
+                            {
+                                "name": variable,
+                                "valueFrom": {"secretKeyRef": {"name": "mongodb-credentials", "key": "uri"}},
+                            }
+                            for variable in ("MONGODB_URI", "MONGO_URL")
+                        ),
                         {"name": "DATABASE_HOST", "value": MONGODB_APP},
                         {"name": "DATABASE_PORT", "value": str(MONGODB_PORT)},
                         {"name": "DATABASE_NAME", "value": DATABASE_NAME},

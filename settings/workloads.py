@@ -99,7 +99,8 @@ class TodoSettings:
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")] = "todo-dev"
     namespace: DnsLabel = "todo"
     #: The web image. The default is the Helm tutorial's to-do image (HTTP on port 80, health at
-    #: "/"); point it at your Node.js build, which reads MongoDB from MONGODB_URI / DATABASE_*.
+    #: "/"); point it at your Node.js build, which reads MongoDB from MONGODB_URI or MONGO_URL
+    #: (a secret connection string) or DATABASE_HOST/PORT/NAME/USER/PASSWORD.
     image: ImageRef = "docker.io/prydonius/todo:1.0.0"
     port: Annotated[int, Field(ge=1, le=65535)] = 80
     health_path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"

@@ -190,9 +190,9 @@ def test_mongodb_runs_on_the_apps_nodes_without_its_pod_rules(stack_plans: dict[
 
 def test_web_env_never_holds_a_literal_secret() -> None:
     web = next(o for o in objects(todo_app(), "Deployment"))
-    for variable in containers(web)[0]["env"]:
-        if variable["name"] in ("MONGODB_URI", "DATABASE_PASSWORD", "DATABASE_USER"):
-            assert "value" not in variable and "secretKeyRef" in variable["valueFrom"]
+    env = {variable["name"]: variable for variable in containers(web)[0]["env"]}
+    for name in ("MONGODB_URI", "MONGO_URL", "DATABASE_PASSWORD", "DATABASE_USER"):
+        assert "value" not in env[name] and env[name]["valueFrom"]["secretKeyRef"]["name"] == "mongodb-credentials"
 
 
 def test_web_service_takes_the_balancers_annotations() -> None:
