@@ -85,6 +85,11 @@ def test_production_can_come_from_the_policy_config():
     assert len(availability(workload(replicas=1), pdb(), production=False, config=config)) == 1
 
 
+def test_the_policy_configs_production_flag_wins_over_the_stacks_as_in_a_preview():
+    config = {"production-availability": {"production": False}}
+    assert availability(workload(replicas=1), pdb(), production=True, config=config) == []
+
+
 labels = st.dictionaries(st.sampled_from(["app", "tier", "env", "team"]), st.sampled_from(["a", "b", "c"]), max_size=4)
 
 

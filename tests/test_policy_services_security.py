@@ -50,7 +50,14 @@ def test_extra_classes_can_be_allowed():
 def test_the_balancer_comes_from_the_config_when_not_passed():
     config = {"load-balancer-services": {"balancer": "none"}}
     assert len(balancers(service(), config=config)) == 1
-    assert balancers(service(), balancer="cloud", config=config) == []
+
+
+def test_the_policy_configs_balancer_wins_over_the_stacks_as_in_a_preview():
+    # policy/__main__.py reads scaleplane:balancer only when the policy config leaves it unset;
+    # the offline plan must judge the stack the same way.
+    config = {"load-balancer-services": {"balancer": "none"}}
+    assert len(balancers(service(), balancer="cloud", config=config)) == 1
+    assert balancers(service(), balancer="none", config={"load-balancer-services": {"balancer": "cloud"}}) == []
 
 
 def test_without_any_setting_the_project_default_cloud_applies():

@@ -25,22 +25,23 @@ def validate_config(
 ) -> EffectiveConfig:
     """Validate a policy config (Pulumi's policy-pack-config shape) into effective settings.
 
-    `balancer` and `production` are the stack's own settings: they override what the config says
-    for load-balancer-services.balancer and turn production-availability.production on.
+    `balancer` and `production` are the stack's own settings (scaleplane:balancer,
+    scaleplane:production). As in `pulumi preview` (policy/__main__.py), they fill in
+    load-balancer-services.balancer and production-availability.production only where the policy
+    config leaves them unset: a value the policy config sets wins.
     Raises PolicyConfigError naming every bad key.
     """
     effective = resolve(config, {p.name: (p.level, p.properties) for p in POLICIES})
-    if balancer is None and not production:
-        return effective
     if balancer is not None and balancer not in BALANCERS:
         raise PolicyConfigError([f"balancer: {balancer!r} is not one of {', '.join(BALANCERS)}"])
     policies = dict(effective.policies)
-    if balancer is not None:
-        settings = policies["load-balancer-services"]
-        policies["load-balancer-services"] = PolicySettings(settings.level, {**settings.options, "balancer": balancer})
-    if production:
-        settings = policies["production-availability"]
-        policies["production-availability"] = PolicySettings(settings.level, {**settings.options, "production": True})
+    for policy, prop, value in (
+        ("load-balancer-services", "balancer", balancer),
+        ("production-availability", "production", production or None),
+    ):
+        settings = policies[policy]
+        if value is not None and settings.options.get(prop) is None:
+            policies[policy] = PolicySettings(settings.level, {**settings.options, prop: value})
     return EffectiveConfig(policies)
 
 
