@@ -9,11 +9,12 @@ import jsonschema
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from policy_support import ROOT, container, found, pod_spec, workload
+from policy_support import ROOT, container, found, pod_spec, with_, workload
 
 from policy.scaleplane_policy import (
     BY_NAME,
     POLICIES,
+    UNKNOWN,
     PolicyConfigError,
     evaluate,
     has_mandatory,
@@ -120,6 +121,13 @@ def test_a_namespace_exemption_skips_only_that_namespace():
     config = {"cpu-requests": {"exemptNamespaces": ["apps"]}}
     other = workload("Deployment", "api", "other", pod=pod_spec(container(cpu=None)))
     assert [m.split(":")[0] for m in found([BAD, other], "cpu-requests", config)] == ["Deployment other/api"]
+
+
+def test_an_object_whose_namespace_is_not_known_yet_is_not_judged_when_namespaces_are_exempt():
+    unknown_namespace = with_(BAD, "props.metadata.namespace", UNKNOWN)
+    config = {"cpu-requests": {"exemptNamespaces": ["apps"]}}
+    assert found([unknown_namespace], "cpu-requests", config) == []
+    assert len(found([unknown_namespace], "cpu-requests")) == 1
 
 
 def test_a_similar_name_is_not_an_exemption():

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
 
-from .values import is_list, is_mapping
+from .values import is_list, is_mapping, is_unknown
 
 Level = Literal["mandatory", "advisory", "disabled"]
 LEVELS: tuple[Level, ...] = ("mandatory", "advisory", "disabled")
@@ -209,7 +209,13 @@ def schema_of(properties: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str
 
 
 def is_exempt(settings: PolicySettings, names: set[str], namespace: Any) -> bool:
-    """Whether an object (known by any of `names`, in `namespace`) is exempt from a policy."""
+    """Whether an object (known by any of `names`, in `namespace`) is exempt from a policy.
+
+    A namespace not known yet (computed during the preview) may be an exempt one: the object is
+    then skipped, as a rule never reports a violation it can only guess at.
+    """
+    if settings.exempt_namespaces and is_unknown(namespace):
+        return True
     if isinstance(namespace, str) and namespace in settings.exempt_namespaces:
         return True
     return bool(names & settings.exempt_resources)
