@@ -31,6 +31,14 @@ def test_other_scalable_kinds_are_found(kind):
     assert targets(workload(kind), hpa(kind=kind)) == []
 
 
+@pytest.mark.parametrize("kind,group", [("DaemonSet", "apps/v1"), ("Job", "batch/v1"), ("Pod", "v1")])
+def test_a_workload_without_a_scale_subresource_is_no_target(kind, group):
+    assert targets(workload(kind), hpa(kind=kind, api_version=group)) == [
+        f"HorizontalPodAutoscaler apps/web scales {kind} apps/web, which has no scale subresource: "
+        "the HPA cannot change its size"
+    ]
+
+
 def test_a_target_missing_from_the_stack_is_reported():
     assert targets(workload("Deployment", "api"), hpa(target="web")) == [
         "HorizontalPodAutoscaler apps/web scales Deployment web, which is not in this stack (namespace apps)"

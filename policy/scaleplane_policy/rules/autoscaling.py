@@ -1,4 +1,4 @@
-"""HorizontalPodAutoscalers that can work: a target in the stack, with the requests it divides by.
+"""HorizontalPodAutoscalers that can work: a scalable target in the stack, with the requests it divides by.
 
 The HPA computes utilisation as usage / request, so every container of the target's pods (the
 regular containers and native sidecars, which run beside them) must request CPU, and memory when
@@ -87,6 +87,12 @@ def check_hpa_targets(objects: Sequence[KubeObject], options: Mapping[str, Any])
                         f"(namespace {hpa.namespace})"
                     ),
                 )
+            continue
+        if target.is_workload and target.kind not in SCALABLE:
+            yield (
+                hpa,
+                f"{where} scales {target.describe()}, which has no scale subresource: the HPA cannot change its size",
+            )
             continue
         if target.kind not in SCALABLE or target.containers_unknown():
             continue
