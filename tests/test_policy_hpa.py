@@ -12,6 +12,7 @@ from policy_support import (
     init_container,
     k8s,
     pod_spec,
+    with_,
     workload,
 )
 
@@ -91,6 +92,19 @@ def test_memory_is_needed_when_the_hpa_scales_on_memory():
     assert targets(workload(pod=pod), hpa()) == []
     [message] = targets(workload(pod=pod), hpa(metrics=[cpu_metric(), cpu_metric("memory")]))
     assert "scales on memory" in message and "sets no memory request" in message
+
+
+def test_memory_is_not_needed_when_the_hpa_compares_raw_memory_usage():
+    # An AverageValue target compares usage itself; only a Utilization target divides by the request.
+    pod = pod_spec(container("web", memory=None, memory_limit=None))
+    raw = {"type": "AverageValue", "averageValue": "200Mi"}
+    resource = with_(cpu_metric("memory"), "resource.target", raw)
+    assert targets(workload(pod=pod), hpa(metrics=[cpu_metric(), resource])) == []
+    per_container = with_(container_metric("web", "memory"), "containerResource.target", raw)
+    assert targets(workload(pod=pod), hpa(metrics=[per_container])) == []
+    # The named container must still exist.
+    missing = with_(container_metric("sidecar", "memory"), "containerResource.target", raw)
+    assert len(targets(workload(pod=pod), hpa(metrics=[missing]))) == 1
 
 
 def test_a_container_resource_metric_needs_its_container():

@@ -2,8 +2,9 @@
 
 The HPA computes utilisation as usage / request, so every container of the target's pods (the
 regular containers and native sidecars, which run beside them) must request CPU, and memory when
-the HPA scales on memory. A ContainerResource metric only needs its own container, which must
-exist. Kubernetes defaults a request to the limit when only a limit is set, so a limit counts.
+the HPA scales on memory utilisation (an AverageValue target compares raw usage and needs no
+request). A ContainerResource metric only needs its own container, which must exist. Kubernetes
+defaults a request to the limit when only a limit is set, so a limit counts.
 """
 
 from __future__ import annotations
@@ -46,13 +47,28 @@ def target_of(hpa: KubeObject, objects: Sequence[KubeObject]) -> tuple[Optional[
     return None, not undecided
 
 
-def resource_metrics(hpa: KubeObject) -> tuple[set[str], set[tuple[str, str]], bool]:
-    """(resources scaled on across all containers, (resource, container) pairs, known)."""
+def divides_by_request(target: Any) -> bool:
+    """Whether a metric target is a utilisation, which the HPA computes against the request.
+
+    AverageValue and Value targets compare raw usage and need no request; an unknown type is not
+    judged.
+    """
+    kind = get(target, "type")
+    return kind is None or kind == "Utilization"
+
+
+def resource_metrics(hpa: KubeObject) -> tuple[set[str], set[tuple[str, str, bool]], bool]:
+    """(resources whose utilisation is scaled on across all containers, (resource, container,
+    divides by its request) per ContainerResource metric, known).
+
+    CPU is always in the first set: with no metrics the HPA scales on CPU utilisation, and this
+    policy asks every target to request CPU whatever it scales on.
+    """
     spec = get(hpa.props, "spec")
     if is_unknown(spec):
         return set(), set(), False
     whole: set[str] = {"cpu"}
-    per_container: set[tuple[str, str]] = set()
+    per_container: set[tuple[str, str, bool]] = set()
     metrics = get(spec, "metrics")
     if is_unknown(metrics):
         return whole, per_container, False
@@ -60,13 +76,14 @@ def resource_metrics(hpa: KubeObject) -> tuple[set[str], set[tuple[str, str]], b
         kind = get(metric, "type")
         if kind == "Resource":
             name = get(metric, "resource", "name")
-            if isinstance(name, str):
+            if isinstance(name, str) and divides_by_request(get(metric, "resource", "target")):
                 whole.add(name)
         elif kind == "ContainerResource":
             name = get(metric, "containerResource", "name")
             container = get(metric, "containerResource", "container")
             if isinstance(name, str) and isinstance(container, str):
-                per_container.add((name, container))
+                divides = divides_by_request(get(metric, "containerResource", "target"))
+                per_container.add((name, container, divides))
     return whole, per_container, True
 
 
@@ -110,7 +127,7 @@ def check_hpa_targets(objects: Sequence[KubeObject], options: Mapping[str, Any])
                         ),
                     )
         names = {c.name: c for c in running}
-        for resource, container_name in sorted(per_container):
+        for resource, container_name, divides in sorted(per_container):
             container = names.get(container_name)
             if container is None:
                 yield (
@@ -121,7 +138,7 @@ def check_hpa_targets(objects: Sequence[KubeObject], options: Mapping[str, Any])
                     ),
                 )
                 continue
-            if resource in ("cpu", "memory") and resource not in whole:
+            if divides and resource in ("cpu", "memory") and resource not in whole:
                 problem = request_problem(container, resource)
                 if problem:
                     yield (
