@@ -340,8 +340,14 @@ def test_a_backend_error_is_one_line(use, capsys) -> None:
         Step("delete", SNAPSHOT, "percona-blue-snapshot"),
         Step("delete", BUCKET, "state"),
         Step("delete", CONFIG_MAP, "todo-settings", protect=True),
+        Step("replace", CONFIG_MAP, "todo-env", protect=True),
+        # The program drops `protect` in the same update: the engine allows the replacement, the guard does not.
+        Step("replace", CONFIG_MAP, "todo-env", protect=True, unprotect=True),
     ],
-    ids=lambda step: f"{step.op}-{step.type.rsplit(':', 1)[-1]}{'-protected' if step.protect else ''}",
+    ids=lambda step: (
+        f"{step.op}-{step.type.rsplit(':', 1)[-1]}{'-protected' if step.protect else ''}"
+        f"{'-unprotected' if step.unprotect else ''}"
+    ),
 )
 def test_up_refuses_to_lose_data(use, capsys, step: Step) -> None:
     stack = use(FakeStack("dev", plan=[Step("create", DEPLOYMENT, "todo-node"), step]))
@@ -354,10 +360,29 @@ def test_up_refuses_to_lose_data(use, capsys, step: Step) -> None:
     assert stack.calls_to("up") == []
 
 
-def test_allow_data_loss_lets_the_update_run(use) -> None:
-    stack = use(FakeStack("dev", plan=[Step("replace", PVC, "minio-data-0")]))
+@pytest.mark.parametrize(
+    "step",
+    [Step("replace", PVC, "minio-data-0"), Step("replace", CONFIG_MAP, "todo-env", protect=True, unprotect=True)],
+)
+def test_allow_data_loss_lets_the_update_run(use, step: Step) -> None:
+    stack = use(FakeStack("dev", plan=[step]))
     assert run("up", "--stack", "dev", "--allow-data-loss") == automation.EXIT_OK
     assert len(stack.calls_to("up")) == 1
+
+
+@pytest.mark.parametrize("op", ["delete", "replace"])
+def test_a_resource_still_protected_is_refused_by_the_engine_whatever_the_flags(use, capsys, op: str) -> None:
+    """The engine fails the preview itself: --allow-data-loss cannot help, and the run says so (exit 5)."""
+    plan = [Step("create", DEPLOYMENT, "todo-node"), Step(op, PVC, "minio-data-0", protect=True)]
+    stack = use(FakeStack("dev", plan=plan))
+    for command in (("preview",), ("up",), ("up", "--allow-data-loss")):
+        code, result, _ = json_result(capsys, *command, "--stack", "dev")
+        assert code == automation.EXIT_REFUSED and result["result"] == "refused", command
+        assert [(risk["type"], risk["name"], risk["change"], risk["reason"]) for risk in result["dataLossRisks"]] == [
+            (PVC, "minio-data-0", op, "stateful, protected")
+        ]
+        assert "protect" in result["message"] and "does not override" in result["message"]
+    assert stack.calls_to("up") == []
 
 
 def test_updating_stateful_resources_in_place_is_allowed(use) -> None:
@@ -406,7 +431,7 @@ def test_a_protected_resource_fails_a_destroy(use, capsys) -> None:
     use(FakeStack("dev", resources=[Step("same", PVC, "minio-data-0", protect=True)]))
     code, result, _ = json_result(capsys, "destroy", "--stack", "dev")
     assert code == automation.EXIT_FAILED
-    assert "as it is protected" in result["message"]
+    assert result["message"] == f"unable to delete urn:pulumi:dev::scaleplane::{PVC}::minio-data-0: it is protected"
 
 
 # --- setup errors: one line, no traceback --------------------------------------------------------
@@ -485,14 +510,29 @@ def test_open_stack_wires_the_policy_pack_into_preview_and_up(use, project_dir: 
     assert automation.open_stack("staging", policy=False).policy is None
 
 
+def test_extra_policy_packs_pair_with_configs_as_the_cli_requires(use, project_dir: Path) -> None:
+    config = project_dir / "policy" / "config" / "staging.json"
+    config.parent.mkdir()
+    config.write_text("{}")
+    fake = use(FakeStack("staging"))
+    stack = automation.open_stack("staging")
+    stack.preview(policy_packs=["/opt/extra-pack"], policy_pack_configs=["/opt/extra.json"])
+    assert fake.calls_to("preview")[0]["policy_pack_configs"] == ["/opt/extra.json", str(config)]
+    with pytest.raises(ValueError, match="one config per pack"):
+        stack.up(policy_packs=["/opt/extra-pack"])
+    assert fake.calls_to("up") == []
+
+
 def test_the_fake_rejects_what_auto_stack_would_not_take() -> None:
     with pytest.raises(TypeError, match="policy_packs"):
         FakeStack("dev").refresh(policy_packs=["policy"])
+    with pytest.raises(auto.CommandError, match="number of --policy-pack-config"):
+        FakeStack("dev").preview(policy_packs=["extra", "policy"], policy_pack_configs=["policy/config/dev.json"])
 
 
 def test_tally_folds_a_replacement_into_one_replace() -> None:
     tally = automation.EventTally()
-    FakeStack("dev", plan=[Step("replace", PVC, "data", protect=True)]).preview(on_event=tally)
+    FakeStack("dev", plan=[Step("replace", PVC, "data", protect=True, unprotect=True)]).preview(on_event=tally)
     assert tally.by_type() == {PVC: {"replace": 1}}
     [risk] = tally.data_loss_risks
     assert risk.reason == "stateful, protected" and risk.name == "data"
