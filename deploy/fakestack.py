@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Optional
 
 from pulumi import automation as auto
@@ -120,6 +121,7 @@ class FakeStack:
         self._policy(emit, kwargs)
         changes = _change_summary(self.plan)
         emit.event({"summaryEvent": {"resourceChanges": changes, "durationSeconds": 1, "maybeCorrupt": False}})
+        self._expect_no_changes(emit, kwargs, changes)
         return auto.PreviewResult(stdout="\n".join(emit.lines), stderr="", change_summary=changes)
 
     def up(self, **kwargs: Any) -> auto.UpResult:
@@ -136,6 +138,7 @@ class FakeStack:
         if failed:
             self._fail(emit, "update failed")
         changes = _change_summary(self.plan)
+        self._expect_no_changes(emit, kwargs, changes)
         self.resources = [
             Step("same", s.type, s.name, s.protect and not s.unprotect) for s in self.plan if s.op != "delete"
         ]
@@ -156,6 +159,7 @@ class FakeStack:
             new = None if step.op == "delete" else state
             emit.event({"resOutputsEvent": {"metadata": _metadata(step.op, step, urn, old=state, new=new)}})
         changes = dict(Counter(step.op for step in self.drift))
+        self._expect_no_changes(emit, kwargs, changes)
         return auto.RefreshResult(stdout="\n".join(emit.lines), stderr="", summary=_summary("refresh", changes))
 
     def destroy(self, **kwargs: Any) -> auto.DestroyResult:
@@ -195,7 +199,15 @@ class FakeStack:
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
             raise TypeError(f"auto.Stack.{method}() takes no {', '.join(unknown)}")
+        if kwargs.get("color") not in (None, "auto", "always", "never", "raw"):
+            self._refuse(f"unsupported color option: {kwargs['color']!r}")
         packs, configs = kwargs.get("policy_packs") or [], kwargs.get("policy_pack_configs") or []
+        for pack in packs:
+            if not (Path(pack) / "PulumiPolicy.yaml").is_file():
+                self._refuse(f"no policy pack at {pack} (PulumiPolicy.yaml is missing)")
+        for config in configs:
+            if not Path(config).is_file():
+                self._refuse(f"reading policy pack config {config}: no such file")
         if configs and len(configs) != len(packs):
             # The CLI pairs --policy-pack-config with --policy-pack by position and refuses other counts.
             raise auto.CommandError(
@@ -209,6 +221,16 @@ class FakeStack:
         self.calls.append((method, dict(kwargs)))
         if self.error:
             raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {self.error}", code=255))
+
+    @staticmethod
+    def _refuse(message: str) -> None:
+        """The CLI refusing its arguments before anything runs."""
+        raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {message}", code=255))
+
+    def _expect_no_changes(self, emit: _Emitter, kwargs: dict[str, Any], changes: Mapping[str, int]) -> None:
+        """`expect_no_changes=True` makes the CLI itself fail when there are changes."""
+        if kwargs.get("expect_no_changes") and any(count for op, count in changes.items() if op != "same"):
+            self._fail(emit, "no changes were expected but changes were proposed")
 
     def _emitter(self, kwargs: dict[str, Any]) -> _Emitter:
         return _Emitter(kwargs.get("on_output"), kwargs.get("on_event"), self._sequence)

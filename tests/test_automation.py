@@ -498,36 +498,63 @@ def test_a_missing_pulumi_cli_is_one_line(
 # --- the pieces other drivers reuse --------------------------------------------------------------
 
 
-def test_open_stack_wires_the_policy_pack_into_preview_and_up(use, project_dir: Path) -> None:
+def extra_pack(tmp_path: Path) -> str:
+    """Another policy pack, beside the project's."""
+    directory = tmp_path / "extra-pack"
+    directory.mkdir()
+    (directory / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (directory / "extra.json").write_text("{}")
+    return str(directory)
+
+
+def test_open_stack_wires_the_policy_pack_into_preview_and_up(use, project_dir: Path, tmp_path: Path) -> None:
     fake = use(FakeStack("staging"))
     stack = automation.open_stack("staging")
+    extra = extra_pack(tmp_path)
     stack.preview(on_event=automation.EventTally())
-    stack.up(policy_packs=["/opt/extra-pack"])
+    stack.up(policy_packs=[extra])
     stack.set_config("scaleplane:activeColour", auto.ConfigValue("green"))
     assert stack.get_config("scaleplane:activeColour").value == "green"
     assert fake.calls_to("preview")[0]["policy_packs"] == [str(project_dir / "policy")]
-    assert fake.calls_to("up")[0]["policy_packs"] == ["/opt/extra-pack", str(project_dir / "policy")]
+    assert fake.calls_to("up")[0]["policy_packs"] == [extra, str(project_dir / "policy")]
     assert automation.open_stack("staging", policy=False).policy is None
 
 
-def test_extra_policy_packs_pair_with_configs_as_the_cli_requires(use, project_dir: Path) -> None:
+def test_extra_policy_packs_pair_with_configs_as_the_cli_requires(use, project_dir: Path, tmp_path: Path) -> None:
     config = project_dir / "policy" / "config" / "staging.json"
     config.parent.mkdir()
     config.write_text("{}")
     fake = use(FakeStack("staging"))
     stack = automation.open_stack("staging")
-    stack.preview(policy_packs=["/opt/extra-pack"], policy_pack_configs=["/opt/extra.json"])
-    assert fake.calls_to("preview")[0]["policy_pack_configs"] == ["/opt/extra.json", str(config)]
+    extra = extra_pack(tmp_path)
+    stack.preview(policy_packs=[extra], policy_pack_configs=[f"{extra}/extra.json"])
+    assert fake.calls_to("preview")[0]["policy_pack_configs"] == [f"{extra}/extra.json", str(config)]
     with pytest.raises(ValueError, match="one config per pack"):
-        stack.up(policy_packs=["/opt/extra-pack"])
+        stack.up(policy_packs=[extra])
     assert fake.calls_to("up") == []
 
 
 def test_the_fake_rejects_what_auto_stack_would_not_take() -> None:
     with pytest.raises(TypeError, match="policy_packs"):
         FakeStack("dev").refresh(policy_packs=["policy"])
+
+
+def test_the_fake_fails_where_the_cli_would(tmp_path: Path) -> None:
+    pack = extra_pack(tmp_path)
+    config = f"{pack}/extra.json"
     with pytest.raises(auto.CommandError, match="number of --policy-pack-config"):
-        FakeStack("dev").preview(policy_packs=["extra", "policy"], policy_pack_configs=["policy/config/dev.json"])
+        FakeStack("dev").preview(policy_packs=[pack, pack], policy_pack_configs=[config])
+    with pytest.raises(auto.CommandError, match="no policy pack at"):
+        FakeStack("dev").preview(policy_packs=[str(tmp_path / "absent")])
+    with pytest.raises(auto.CommandError, match="policy pack config"):
+        FakeStack("dev").preview(policy_packs=[pack], policy_pack_configs=[str(tmp_path / "absent.json")])
+    with pytest.raises(auto.CommandError, match="color"):
+        FakeStack("dev").preview(color="yes")
+    changing = FakeStack("dev", plan=[Step("update", SERVICE, "todo-node")], drift=[Step("update", SERVICE, "todo")])
+    for method in (changing.preview, changing.up, changing.refresh):
+        with pytest.raises(auto.CommandError, match="no changes were expected"):
+            method(expect_no_changes=True)
+    assert FakeStack("dev", plan=[Step("same", SERVICE, "todo-node")]).preview(expect_no_changes=True)
 
 
 def test_tally_folds_a_replacement_into_one_replace() -> None:
