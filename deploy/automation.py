@@ -211,13 +211,16 @@ SELF_MANAGED_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://")
 def secrets_provider_for(
     stack_name: str, explicit: Optional[str], backend: str, project_dir: Optional[Path] = None
 ) -> str:
-    """The secrets provider a stack will use: --secrets-provider, its stack file, or the backend's default."""
-    if explicit:
-        return explicit
+    """The secrets provider a stack will use: the one its stack file records (an existing stack keeps
+    it, whatever --secrets-provider says), else --secrets-provider, else the backend's default."""
     document = stack_document(stack_name, project_dir)
     if document.get("secretsprovider"):
         return str(document["secretsprovider"])
-    if document.get("encryptionsalt") or backend.startswith(SELF_MANAGED_SCHEMES):
+    if document.get("encryptionsalt"):
+        return "passphrase"
+    if explicit:
+        return explicit
+    if backend.startswith(SELF_MANAGED_SCHEMES):
         return "passphrase"
     return "service"
 

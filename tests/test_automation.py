@@ -484,6 +484,18 @@ def test_other_secrets_providers_need_no_passphrase(use, monkeypatch: pytest.Mon
     assert run("preview", "--stack", "staging") == automation.EXIT_OK
 
 
+def test_a_passphrase_stack_needs_its_passphrase_whatever_secrets_provider_says(
+    use, monkeypatch: pytest.MonkeyPatch, project_dir: Path, capsys
+) -> None:
+    """--secrets-provider is for a stack this run creates; a stack file with an encryptionsalt keeps the passphrase."""
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    stack_file = project_dir / "stacks" / "Pulumi.dev.yaml"
+    stack_file.write_text("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n" + stack_file.read_text())
+    stack = use(FakeStack("dev"))
+    assert run("preview", "--stack", "dev", "--secrets-provider", "awskms://alias/scaleplane") == automation.EXIT_SETUP
+    assert "PULUMI_CONFIG_PASSPHRASE" in capsys.readouterr().err and stack.opened == []
+
+
 def test_a_missing_pulumi_cli_is_one_line(
     project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
