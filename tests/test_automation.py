@@ -569,6 +569,23 @@ def test_the_fake_fails_where_the_cli_would(tmp_path: Path) -> None:
     assert FakeStack("dev", plan=[Step("same", SERVICE, "todo-node")]).preview(expect_no_changes=True)
 
 
+def test_bluegreen_refuses_an_up_the_engine_fails_for_a_protected_resource() -> None:
+    """Even the retiring colour's own volume: the engine will not delete it while it is protected."""
+    from deploy import bluegreen
+
+    # The URN's type names its parent: urn:...::scaleplane:database:BlueGreenDatabase$kubernetes:...::name
+    volume = Step("delete", f"{bluegreen.COMPONENT_TYPE}${PVC}", "percona-blue-data", protect=True)
+    stack = FakeStack("dev", plan=[volume])
+    workflow = bluegreen.Workflow(stack, probe=None, out=lambda line: None)  # type: ignore[arg-type]
+    with pytest.raises(bluegreen.DataLossRefusedError, match="percona-blue-data .*protected") as error:
+        workflow._up("retire blue", retiring="blue")
+    assert error.value.exit_code == automation.EXIT_REFUSED
+    assert stack.calls_to("up") == []
+    stack.error = "the stack is currently locked by 1 lock(s)"
+    with pytest.raises(auto.CommandError):  # any other failure still propagates
+        workflow._up("retire blue", retiring="blue")
+
+
 def test_tally_folds_a_replacement_into_one_replace() -> None:
     tally = automation.EventTally()
     FakeStack("dev", plan=[Step("replace", PVC, "data", protect=True, unprotect=True)]).preview(on_event=tally)
