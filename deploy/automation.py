@@ -211,13 +211,16 @@ SELF_MANAGED_SCHEMES = ("file://", "s3://", "gs://", "azblob://", "postgres://")
 def secrets_provider_for(
     stack_name: str, explicit: Optional[str], backend: str, project_dir: Optional[Path] = None
 ) -> str:
-    """The secrets provider a stack will use: --secrets-provider, its stack file, or the backend's default."""
-    if explicit:
-        return explicit
+    """The secrets provider a stack will use: the one its stack file records (an existing stack keeps
+    it, whatever --secrets-provider says), else --secrets-provider, else the backend's default."""
     document = stack_document(stack_name, project_dir)
     if document.get("secretsprovider"):
         return str(document["secretsprovider"])
-    if document.get("encryptionsalt") or backend.startswith(SELF_MANAGED_SCHEMES):
+    if document.get("encryptionsalt"):
+        return "passphrase"
+    if explicit:
+        return explicit
+    if backend.startswith(SELF_MANAGED_SCHEMES):
         return "passphrase"
     return "service"
 
@@ -299,9 +302,23 @@ class PolicyStack:
         return self.stack.name
 
     def _with_policy(self, kwargs: dict[str, Any]) -> dict[str, Any]:
-        if self.policy is not None:
-            for key, value in self.policy.preview_args().items():
-                kwargs[key] = list(kwargs.get(key) or []) + value
+        """The caller's policy packs plus ours. The CLI pairs configs with packs by position, so either
+        every pack has a config or none has (a pack without one cannot sit beside one with one)."""
+        if self.policy is None:
+            return kwargs
+        packs = list(kwargs.get("policy_packs") or [])
+        configs = list(kwargs.get("policy_pack_configs") or [])
+        ours = self.policy.preview_args()
+        if (configs or "policy_pack_configs" in ours) and (
+            len(configs) != len(packs) or "policy_pack_configs" not in ours
+        ):
+            raise ValueError(
+                f"policy packs {packs} and {self.policy.path} cannot run together: pass one config per pack "
+                f"(policy_pack_configs) or none; the stack's pack has {'a' if self.policy.config else 'no'} config"
+            )
+        kwargs["policy_packs"] = packs + ours["policy_packs"]
+        if "policy_pack_configs" in ours:
+            kwargs["policy_pack_configs"] = configs + ours["policy_pack_configs"]
         return kwargs
 
     def preview(self, **kwargs: Any) -> auto.PreviewResult:
@@ -435,8 +452,25 @@ def plain_text(message: str) -> str:
     return _COLOUR.sub("", message).strip()
 
 
+#: The engine's refusal to delete or replace a protected resource (a preview fails with it: the
+#: engine never plans such a step, so `protect` is not seen on a delete or replace step's state).
+_PROTECT_REFUSAL = re.compile(
+    r'unable to (delete|replace) resource "([^"]+)"\s+as it is currently marked for protection'
+)
+
+
+def _urn_type(urn: str) -> str:
+    """The resource type in a URN (urn:pulumi:stack::project::parent$type::name)."""
+    parts = urn.split("::")
+    return parts[2].rsplit("$", 1)[-1] if len(parts) >= 4 else ""
+
+
 def diagnostic_line(message: str) -> str:
     """One line of an engine error: the exception line of a program traceback, else the first line."""
+    refusal = _PROTECT_REFUSAL.search(plain_text(message))
+    if refusal is not None:
+        kind, urn = refusal.groups()
+        return f"unable to {kind} {urn}: it is protected"
     lines = [line.strip() for line in plain_text(message).splitlines() if line.strip()]
     if not lines:
         return ""
@@ -454,6 +488,8 @@ class EventTally:
     failed: dict[str, str] = field(default_factory=dict)
     policy: list[PolicyFinding] = field(default_factory=list)
     risks: dict[str, DataLossRisk] = field(default_factory=dict)
+    #: urn -> risk, for the protected resources the engine itself refused to delete or replace.
+    protect_refusals: dict[str, DataLossRisk] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -483,6 +519,12 @@ class EventTally:
             line = diagnostic_line(event.diagnostic_event.message)
             if line:
                 self.errors.append(line)
+            refusal = _PROTECT_REFUSAL.search(plain_text(event.diagnostic_event.message))
+            if refusal is not None:
+                kind, urn = refusal.groups()
+                type_ = _urn_type(urn)
+                reason = "stateful, protected" if type_ in STATEFUL_TYPES else "protected"
+                self.risks[urn] = self.protect_refusals[urn] = DataLossRisk(urn, type_, kind, reason)
 
     def _record_step(self, metadata: auto.StepEventMetadata) -> None:
         op = metadata.op.value if isinstance(metadata.op, auto.OpType) else str(metadata.op)
@@ -640,12 +682,26 @@ class RunOptions:
         return kwargs
 
 
-def _failure(report: Report, err: BaseException, stderr: LineStream, tally: EventTally) -> int:
-    """Turn a failed operation into an exit code: policy violation or failure, with one line why."""
+def _failure(report: Report, err: BaseException, stderr: LineStream, tally: EventTally, planning: bool = False) -> int:
+    """Turn a failed operation into an exit code: policy violation, refusal or failure, with one line why.
+
+    `planning`: the operation was a preview, so nothing changed; a preview the engine failed because
+    it would delete or replace a protected resource is the data-loss guard refusing (exit 5).
+    """
     if tally.violations:
         count = len(tally.violations)
         return report.finish(
             EXIT_POLICY_VIOLATION, "policy-violation", f"{count} mandatory policy violation{'s' if count > 1 else ''}"
+        )
+    if planning and tally.protect_refusals:
+        report.guard_risks = sorted(tally.protect_refusals.values(), key=lambda risk: (risk.type, risk.name))
+        count = len(report.guard_risks)
+        return report.finish(
+            EXIT_REFUSED,
+            "refused",
+            f"the engine refuses to delete or replace {count} protected resource{'s' if count > 1 else ''}; "
+            "--allow-data-loss does not override `protect`: drop it in the program (or `pulumi state unprotect`) "
+            "first",
         )
     # The engine's first error diagnostic is the root cause; the CLI's own last line is often generic.
     reason = tally.errors[0] if tally.errors else error_line(err, stderr.lines)
@@ -662,7 +718,7 @@ def run_preview(
     try:
         result = stack.preview(on_output=LineStream(out), on_error=stderr, on_event=report.tally, **options.kwargs())
     except OPERATION_ERRORS as err:
-        return _failure(report, err, stderr, report.tally)
+        return _failure(report, err, stderr, report.tally, planning=True)
     report.engine_changes = _op_counts(result.change_summary)
     if expect_no_changes and has_changes(result.change_summary):
         return report.finish(EXIT_CHANGES_PENDING, "changes-pending", "changes pending, none expected")
@@ -679,7 +735,7 @@ def run_up(stack: StackLike, report: Report, out: TextIO, options: RunOptions, a
         stack.preview(on_output=LineStream(out), on_error=stderr, on_event=guard, **options.kwargs())
     except OPERATION_ERRORS as err:
         report.tally = guard
-        return _failure(report, err, stderr, guard)
+        return _failure(report, err, stderr, guard, planning=True)
     report.guard_risks = guard.data_loss_risks
     if report.guard_risks and not allow_data_loss:
         report.tally = guard

@@ -221,12 +221,19 @@ class Workflow:
         """
         guard = EventTally()
         self.out(f"  pulumi preview ({what}: no stateful resource may be deleted or replaced) ...")
-        self.stack.preview(on_event=guard)
+        try:
+            self.stack.preview(on_event=guard)
+        except auto.CommandError:
+            # The engine fails a preview that would delete or replace a protected resource: running
+            # the command again cannot help, so it is a refusal naming them, like any other risk.
+            if not guard.protect_refusals:
+                raise
         expected = (f"-{retiring}", f"-{retiring}-data") if retiring else ()
         risks = [
             risk
             for risk in guard.data_loss_risks
-            if not (expected and risk.kind == "delete" and COMPONENT_TYPE in risk.urn and risk.name.endswith(expected))
+            if risk.urn in guard.protect_refusals
+            or not (expected and risk.kind == "delete" and COMPONENT_TYPE in risk.urn and risk.name.endswith(expected))
         ]
         if risks:
             raise DataLossRefusedError(

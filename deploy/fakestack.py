@@ -4,9 +4,11 @@
 Pulumi CLI: it streams progress lines to `on_output`, sends engine events to `on_event` (written as
 the JSON the CLI emits and parsed by the SDK's own `EngineEvent.from_json`), returns the SDK's
 PreviewResult/UpResult/RefreshResult/DestroyResult, and raises `auto.CommandError` where the CLI
-would exit non-zero: a mandatory policy violation, a failing step, a protected resource in a
-destroy. Every call is recorded with its keyword arguments, and keyword arguments the real method
-does not take are rejected, so a driver cannot pass something `auto.Stack` would not accept.
+would exit non-zero: a mandatory policy violation, a failing step, a protected resource that a
+preview, up or destroy would delete or replace (with the engine's own error), policy pack configs
+that do not pair one to one with the packs. Every call is recorded with its keyword arguments, and
+keyword arguments the real method does not take are rejected, so a driver cannot pass something
+`auto.Stack` would not accept.
 
     stack = FakeStack("dev", plan=[Step("create", "kubernetes:apps/v1:Deployment", "todo")])
     automation.stack_factory = stack.factory
@@ -20,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, Optional
 
 from pulumi import automation as auto
@@ -32,6 +35,9 @@ class Step:
     """One resource and what the engine does to it: create, update, replace, delete or same.
 
     For `refresh`, `op` is the result of reading the resource back (same, update or delete).
+    `protect`: the resource is protected in the stack's state; `unprotect`: this update's program
+    drops that flag. Like the engine, deleting a protected resource, or replacing one that stays
+    protected, is an error (the engine does let a replacement drop `protect` in the same update).
     """
 
     op: str
@@ -39,6 +45,13 @@ class Step:
     name: str
     protect: bool = False
     fails: bool = False
+    unprotect: bool = False
+
+    @property
+    def refused_by_protect(self) -> bool:
+        if self.op == "delete":
+            return self.protect
+        return self.op == "replace" and self.protect and not self.unprotect
 
     def urn(self, stack: str) -> str:
         return f"urn:pulumi:{stack}::{PROJECT}::{self.type}::{self.name}"
@@ -104,15 +117,18 @@ class FakeStack:
         emit.line(f"Previewing update ({self.name}):")
         for step in self.plan:
             self._step_events(emit, step, planning=True, fail=False)
+        self._protect(emit, self.plan, "preview failed")
         self._policy(emit, kwargs)
         changes = _change_summary(self.plan)
         emit.event({"summaryEvent": {"resourceChanges": changes, "durationSeconds": 1, "maybeCorrupt": False}})
+        self._expect_no_changes(emit, kwargs, changes)
         return auto.PreviewResult(stdout="\n".join(emit.lines), stderr="", change_summary=changes)
 
     def up(self, **kwargs: Any) -> auto.UpResult:
         self._record("up", kwargs)
         emit = self._emitter(kwargs)
         emit.line(f"Updating ({self.name}):")
+        self._protect(emit, self.plan, "update failed")
         self._policy(emit, kwargs)
         failed = []
         for step in self.plan:
@@ -122,7 +138,10 @@ class FakeStack:
         if failed:
             self._fail(emit, "update failed")
         changes = _change_summary(self.plan)
-        self.resources = [Step("same", s.type, s.name, s.protect) for s in self.plan if s.op != "delete"]
+        self._expect_no_changes(emit, kwargs, changes)
+        self.resources = [
+            Step("same", s.type, s.name, s.protect and not s.unprotect) for s in self.plan if s.op != "delete"
+        ]
         return auto.UpResult(
             stdout="\n".join(emit.lines), stderr="", summary=_summary("update", changes), outputs=self.outputs()
         )
@@ -140,27 +159,14 @@ class FakeStack:
             new = None if step.op == "delete" else state
             emit.event({"resOutputsEvent": {"metadata": _metadata(step.op, step, urn, old=state, new=new)}})
         changes = dict(Counter(step.op for step in self.drift))
+        self._expect_no_changes(emit, kwargs, changes)
         return auto.RefreshResult(stdout="\n".join(emit.lines), stderr="", summary=_summary("refresh", changes))
 
     def destroy(self, **kwargs: Any) -> auto.DestroyResult:
         self._record("destroy", kwargs)
         emit = self._emitter(kwargs)
         emit.line(f"Destroying ({self.name}):")
-        protected = [step for step in self.resources if step.protect]
-        for step in protected:
-            urn = step.urn(self.name)
-            emit.event(
-                {
-                    "diagnosticEvent": {
-                        "severity": "error",
-                        "urn": urn,
-                        "color": "never",
-                        "message": f"unable to delete resource {urn!r} as it is protected",
-                    }
-                }
-            )
-        if protected:
-            self._fail(emit, "destroy failed")
+        self._protect(emit, [Step("delete", s.type, s.name, s.protect) for s in self.resources], "destroy failed")
         for step in self.resources:
             self._step_events(emit, Step("delete", step.type, step.name, step.protect), planning=False, fail=False)
         changes = {"delete": len(self.resources)}
@@ -193,9 +199,38 @@ class FakeStack:
         unknown = sorted(set(kwargs) - set(accepted))
         if unknown:
             raise TypeError(f"auto.Stack.{method}() takes no {', '.join(unknown)}")
+        if kwargs.get("color") not in (None, "auto", "always", "never", "raw"):
+            self._refuse(f"unsupported color option: {kwargs['color']!r}")
+        packs, configs = kwargs.get("policy_packs") or [], kwargs.get("policy_pack_configs") or []
+        for pack in packs:
+            if not (Path(pack) / "PulumiPolicy.yaml").is_file():
+                self._refuse(f"no policy pack at {pack} (PulumiPolicy.yaml is missing)")
+        for config in configs:
+            if not Path(config).is_file():
+                self._refuse(f"reading policy pack config {config}: no such file")
+        if configs and len(configs) != len(packs):
+            # The CLI pairs --policy-pack-config with --policy-pack by position and refuses other counts.
+            raise auto.CommandError(
+                auto.CommandResult(
+                    stdout="",
+                    stderr="error: the number of --policy-pack-config paths must match the number of "
+                    "--policy-pack paths",
+                    code=255,
+                )
+            )
         self.calls.append((method, dict(kwargs)))
         if self.error:
             raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {self.error}", code=255))
+
+    @staticmethod
+    def _refuse(message: str) -> None:
+        """The CLI refusing its arguments before anything runs."""
+        raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {message}", code=255))
+
+    def _expect_no_changes(self, emit: _Emitter, kwargs: dict[str, Any], changes: Mapping[str, int]) -> None:
+        """`expect_no_changes=True` makes the CLI itself fail when there are changes."""
+        if kwargs.get("expect_no_changes") and any(count for op, count in changes.items() if op != "same"):
+            self._fail(emit, "no changes were expected but changes were proposed")
 
     def _emitter(self, kwargs: dict[str, Any]) -> _Emitter:
         return _Emitter(kwargs.get("on_output"), kwargs.get("on_event"), self._sequence)
@@ -204,7 +239,7 @@ class FakeStack:
         urn = step.urn(self.name)
         state = _state(step, urn)
         old = None if step.op == "create" else state
-        new = None if step.op == "delete" else state
+        new = None if step.op == "delete" else {**state, "protect": step.protect and not step.unprotect}
         # A replacement is three engine steps on one URN, as the engine reports them.
         ops = ["create-replacement", "replace", "delete-replaced"] if step.op == "replace" else [step.op]
         for op in ops:
@@ -225,6 +260,27 @@ class FakeStack:
                 emit.event({"resOpFailedEvent": {"metadata": metadata, "status": 1, "steps": 1}})
                 return
             emit.event({"resOutputsEvent": {"metadata": metadata, "planning": planning}})
+
+    def _protect(self, emit: _Emitter, steps: Sequence[Step], reason: str) -> None:
+        """The engine's refusal to delete or replace a protected resource: an error, and the command fails."""
+        refused = [step for step in steps if step.refused_by_protect]
+        for step in refused:
+            urn = step.urn(self.name)
+            if step.op == "delete":
+                message = (
+                    f'unable to delete resource "{urn}"\nas it is currently marked for protection. To unprotect the '
+                    "resource, either remove the `protect` flag from the resource in your Pulumi program or use "
+                    f"the command:\n`pulumi state unprotect {urn}`"
+                )
+            else:
+                message = (
+                    f'unable to replace resource "{urn}"\nas it is currently marked for protection. To unprotect '
+                    "the resource, remove the `protect` flag from the resource in your Pulumi program and run "
+                    "`pulumi up`"
+                )
+            emit.event({"diagnosticEvent": {"severity": "error", "urn": urn, "color": "never", "message": message}})
+        if refused:
+            self._fail(emit, reason)
 
     def _policy(self, emit: _Emitter, kwargs: dict[str, Any]) -> None:
         """The policy pack runs when it is attached; a mandatory finding fails the command."""

@@ -340,8 +340,14 @@ def test_a_backend_error_is_one_line(use, capsys) -> None:
         Step("delete", SNAPSHOT, "percona-blue-snapshot"),
         Step("delete", BUCKET, "state"),
         Step("delete", CONFIG_MAP, "todo-settings", protect=True),
+        Step("replace", CONFIG_MAP, "todo-env", protect=True),
+        # The program drops `protect` in the same update: the engine allows the replacement, the guard does not.
+        Step("replace", CONFIG_MAP, "todo-env", protect=True, unprotect=True),
     ],
-    ids=lambda step: f"{step.op}-{step.type.rsplit(':', 1)[-1]}{'-protected' if step.protect else ''}",
+    ids=lambda step: (
+        f"{step.op}-{step.type.rsplit(':', 1)[-1]}{'-protected' if step.protect else ''}"
+        f"{'-unprotected' if step.unprotect else ''}"
+    ),
 )
 def test_up_refuses_to_lose_data(use, capsys, step: Step) -> None:
     stack = use(FakeStack("dev", plan=[Step("create", DEPLOYMENT, "todo-node"), step]))
@@ -354,10 +360,29 @@ def test_up_refuses_to_lose_data(use, capsys, step: Step) -> None:
     assert stack.calls_to("up") == []
 
 
-def test_allow_data_loss_lets_the_update_run(use) -> None:
-    stack = use(FakeStack("dev", plan=[Step("replace", PVC, "minio-data-0")]))
+@pytest.mark.parametrize(
+    "step",
+    [Step("replace", PVC, "minio-data-0"), Step("replace", CONFIG_MAP, "todo-env", protect=True, unprotect=True)],
+)
+def test_allow_data_loss_lets_the_update_run(use, step: Step) -> None:
+    stack = use(FakeStack("dev", plan=[step]))
     assert run("up", "--stack", "dev", "--allow-data-loss") == automation.EXIT_OK
     assert len(stack.calls_to("up")) == 1
+
+
+@pytest.mark.parametrize("op", ["delete", "replace"])
+def test_a_resource_still_protected_is_refused_by_the_engine_whatever_the_flags(use, capsys, op: str) -> None:
+    """The engine fails the preview itself: --allow-data-loss cannot help, and the run says so (exit 5)."""
+    plan = [Step("create", DEPLOYMENT, "todo-node"), Step(op, PVC, "minio-data-0", protect=True)]
+    stack = use(FakeStack("dev", plan=plan))
+    for command in (("preview",), ("up",), ("up", "--allow-data-loss")):
+        code, result, _ = json_result(capsys, *command, "--stack", "dev")
+        assert code == automation.EXIT_REFUSED and result["result"] == "refused", command
+        assert [(risk["type"], risk["name"], risk["change"], risk["reason"]) for risk in result["dataLossRisks"]] == [
+            (PVC, "minio-data-0", op, "stateful, protected")
+        ]
+        assert "protect" in result["message"] and "does not override" in result["message"]
+    assert stack.calls_to("up") == []
 
 
 def test_updating_stateful_resources_in_place_is_allowed(use) -> None:
@@ -406,7 +431,7 @@ def test_a_protected_resource_fails_a_destroy(use, capsys) -> None:
     use(FakeStack("dev", resources=[Step("same", PVC, "minio-data-0", protect=True)]))
     code, result, _ = json_result(capsys, "destroy", "--stack", "dev")
     assert code == automation.EXIT_FAILED
-    assert "as it is protected" in result["message"]
+    assert result["message"] == f"unable to delete urn:pulumi:dev::scaleplane::{PVC}::minio-data-0: it is protected"
 
 
 # --- setup errors: one line, no traceback --------------------------------------------------------
@@ -459,6 +484,18 @@ def test_other_secrets_providers_need_no_passphrase(use, monkeypatch: pytest.Mon
     assert run("preview", "--stack", "staging") == automation.EXIT_OK
 
 
+def test_a_passphrase_stack_needs_its_passphrase_whatever_secrets_provider_says(
+    use, monkeypatch: pytest.MonkeyPatch, project_dir: Path, capsys
+) -> None:
+    """--secrets-provider is for a stack this run creates; a stack file with an encryptionsalt keeps the passphrase."""
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    stack_file = project_dir / "stacks" / "Pulumi.dev.yaml"
+    stack_file.write_text("encryptionsalt: v1:c2FsdA==:v1:aXY=:Y2lwaGVy\n" + stack_file.read_text())
+    stack = use(FakeStack("dev"))
+    assert run("preview", "--stack", "dev", "--secrets-provider", "awskms://alias/scaleplane") == automation.EXIT_SETUP
+    assert "PULUMI_CONFIG_PASSPHRASE" in capsys.readouterr().err and stack.opened == []
+
+
 def test_a_missing_pulumi_cli_is_one_line(
     project_dir: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys
 ) -> None:
@@ -473,16 +510,40 @@ def test_a_missing_pulumi_cli_is_one_line(
 # --- the pieces other drivers reuse --------------------------------------------------------------
 
 
-def test_open_stack_wires_the_policy_pack_into_preview_and_up(use, project_dir: Path) -> None:
+def extra_pack(tmp_path: Path) -> str:
+    """Another policy pack, beside the project's."""
+    directory = tmp_path / "extra-pack"
+    directory.mkdir()
+    (directory / "PulumiPolicy.yaml").write_text("runtime: python\n")
+    (directory / "extra.json").write_text("{}")
+    return str(directory)
+
+
+def test_open_stack_wires_the_policy_pack_into_preview_and_up(use, project_dir: Path, tmp_path: Path) -> None:
     fake = use(FakeStack("staging"))
     stack = automation.open_stack("staging")
+    extra = extra_pack(tmp_path)
     stack.preview(on_event=automation.EventTally())
-    stack.up(policy_packs=["/opt/extra-pack"])
+    stack.up(policy_packs=[extra])
     stack.set_config("scaleplane:activeColour", auto.ConfigValue("green"))
     assert stack.get_config("scaleplane:activeColour").value == "green"
     assert fake.calls_to("preview")[0]["policy_packs"] == [str(project_dir / "policy")]
-    assert fake.calls_to("up")[0]["policy_packs"] == ["/opt/extra-pack", str(project_dir / "policy")]
+    assert fake.calls_to("up")[0]["policy_packs"] == [extra, str(project_dir / "policy")]
     assert automation.open_stack("staging", policy=False).policy is None
+
+
+def test_extra_policy_packs_pair_with_configs_as_the_cli_requires(use, project_dir: Path, tmp_path: Path) -> None:
+    config = project_dir / "policy" / "config" / "staging.json"
+    config.parent.mkdir()
+    config.write_text("{}")
+    fake = use(FakeStack("staging"))
+    stack = automation.open_stack("staging")
+    extra = extra_pack(tmp_path)
+    stack.preview(policy_packs=[extra], policy_pack_configs=[f"{extra}/extra.json"])
+    assert fake.calls_to("preview")[0]["policy_pack_configs"] == [f"{extra}/extra.json", str(config)]
+    with pytest.raises(ValueError, match="one config per pack"):
+        stack.up(policy_packs=[extra])
+    assert fake.calls_to("up") == []
 
 
 def test_the_fake_rejects_what_auto_stack_would_not_take() -> None:
@@ -490,9 +551,44 @@ def test_the_fake_rejects_what_auto_stack_would_not_take() -> None:
         FakeStack("dev").refresh(policy_packs=["policy"])
 
 
+def test_the_fake_fails_where_the_cli_would(tmp_path: Path) -> None:
+    pack = extra_pack(tmp_path)
+    config = f"{pack}/extra.json"
+    with pytest.raises(auto.CommandError, match="number of --policy-pack-config"):
+        FakeStack("dev").preview(policy_packs=[pack, pack], policy_pack_configs=[config])
+    with pytest.raises(auto.CommandError, match="no policy pack at"):
+        FakeStack("dev").preview(policy_packs=[str(tmp_path / "absent")])
+    with pytest.raises(auto.CommandError, match="policy pack config"):
+        FakeStack("dev").preview(policy_packs=[pack], policy_pack_configs=[str(tmp_path / "absent.json")])
+    with pytest.raises(auto.CommandError, match="color"):
+        FakeStack("dev").preview(color="yes")
+    changing = FakeStack("dev", plan=[Step("update", SERVICE, "todo-node")], drift=[Step("update", SERVICE, "todo")])
+    for method in (changing.preview, changing.up, changing.refresh):
+        with pytest.raises(auto.CommandError, match="no changes were expected"):
+            method(expect_no_changes=True)
+    assert FakeStack("dev", plan=[Step("same", SERVICE, "todo-node")]).preview(expect_no_changes=True)
+
+
+def test_bluegreen_refuses_an_up_the_engine_fails_for_a_protected_resource() -> None:
+    """Even the retiring colour's own volume: the engine will not delete it while it is protected."""
+    from deploy import bluegreen
+
+    # The URN's type names its parent: urn:...::scaleplane:database:BlueGreenDatabase$kubernetes:...::name
+    volume = Step("delete", f"{bluegreen.COMPONENT_TYPE}${PVC}", "percona-blue-data", protect=True)
+    stack = FakeStack("dev", plan=[volume])
+    workflow = bluegreen.Workflow(stack, probe=None, out=lambda line: None)  # type: ignore[arg-type]
+    with pytest.raises(bluegreen.DataLossRefusedError, match="percona-blue-data .*protected") as error:
+        workflow._up("retire blue", retiring="blue")
+    assert error.value.exit_code == automation.EXIT_REFUSED
+    assert stack.calls_to("up") == []
+    stack.error = "the stack is currently locked by 1 lock(s)"
+    with pytest.raises(auto.CommandError):  # any other failure still propagates
+        workflow._up("retire blue", retiring="blue")
+
+
 def test_tally_folds_a_replacement_into_one_replace() -> None:
     tally = automation.EventTally()
-    FakeStack("dev", plan=[Step("replace", PVC, "data", protect=True)]).preview(on_event=tally)
+    FakeStack("dev", plan=[Step("replace", PVC, "data", protect=True, unprotect=True)]).preview(on_event=tally)
     assert tally.by_type() == {PVC: {"replace": 1}}
     [risk] = tally.data_loss_risks
     assert risk.reason == "stateful, protected" and risk.name == "data"
