@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import datetime
 import json
 import re
 import subprocess
@@ -245,15 +246,16 @@ def stack(cluster: FakeCluster) -> FakeStack:
     return FakeStack(START, cluster)
 
 
-def workflow(stack: FakeStack, cluster: FakeCluster, lines: Optional[list[str]] = None) -> Workflow:
+def workflow(
+    stack: FakeStack,
+    cluster: FakeCluster,
+    lines: Optional[list[str]] = None,
+    *,
+    now: datetime.datetime = datetime.datetime(2026, 11, 26, 16, 0, 0),
+) -> Workflow:
+    """The workflow against fakes; `now` is the wall clock snapshot names are made from."""
     out = lines.append if lines is not None else (lambda _: None)
-    return Workflow(
-        stack,
-        FakeProbe(cluster),
-        out=out,
-        sleep=lambda _: None,
-        now=lambda: __import__("datetime").datetime(2026, 11, 26, 16, 0, 0),
-    )
+    return Workflow(stack, FakeProbe(cluster), out=out, sleep=lambda _: None, now=lambda: now)
 
 
 def upgraded(stack: FakeStack, cluster: FakeCluster) -> None:
@@ -338,13 +340,7 @@ def test_an_interrupted_upgrade_resumes_with_the_same_snapshot(stack: FakeStack,
     assert stack.section()["active"] == "blue"
     assert "green" not in cluster.pods
     stack.fail_up = None
-    later = Workflow(
-        stack,
-        FakeProbe(cluster),
-        out=lambda _: None,
-        sleep=lambda _: None,
-        now=lambda: __import__("datetime").datetime(2026, 11, 26, 17, 0, 0),
-    )
+    later = workflow(stack, cluster, now=datetime.datetime(2026, 11, 26, 17, 0, 0))
     later.upgrade("green", GREEN_IMAGE)
     section = stack.section()
     assert section["active"] == "green"
@@ -419,7 +415,7 @@ def test_a_stale_snapshot_reused_after_an_abandoned_upgrade_is_refused_then_repl
         out=lambda _: None,
         sleep=lambda _: None,
         clock=lambda: next(clock),
-        now=lambda: __import__("datetime").datetime(2026, 11, 26, 16, 0, 0),
+        now=lambda: datetime.datetime(2026, 11, 26, 16, 0, 0),
         snapshot_timeout=60,
     )
     with pytest.raises(WorkflowError, match="not readyToUse"):
@@ -433,13 +429,7 @@ def test_a_stale_snapshot_reused_after_an_abandoned_upgrade_is_refused_then_repl
     assert stack.section()["active"] == "blue"
     # The way out the error names: retire green, upgrade again from a new snapshot.
     workflow(stack, cluster).retire("green")
-    later = Workflow(
-        stack,
-        FakeProbe(cluster),
-        out=lambda _: None,
-        sleep=lambda _: None,
-        now=lambda: __import__("datetime").datetime(2026, 11, 26, 17, 0, 0),
-    )
+    later = workflow(stack, cluster, now=datetime.datetime(2026, 11, 26, 17, 0, 0))
     later.upgrade("green", GREEN_IMAGE)
     section = stack.section()
     assert section["active"] == "green"
@@ -659,13 +649,7 @@ def test_a_retired_colour_can_be_upgraded_into_again_on_a_new_volume(stack: Fake
     upgraded(stack, cluster)
     workflow(stack, cluster).retire("blue")
     cluster.write("green", "shop.orders", 5)
-    later = Workflow(
-        stack,
-        FakeProbe(cluster),
-        out=lambda _: None,
-        sleep=lambda _: None,
-        now=lambda: __import__("datetime").datetime(2026, 12, 1, 0, 0, 0),
-    )
+    later = workflow(stack, cluster, now=datetime.datetime(2026, 12, 1, 0, 0, 0))
     later.upgrade("blue", "docker.io/percona/percona-server:8.0.46-37.1")
     section = stack.section()
     assert section["active"] == "blue"
