@@ -20,6 +20,7 @@ from components.kube import (
     restricted_security_context,
 )
 from components.kube import namespace as kube_namespace
+from components.placement import pod_spec_fields
 from settings.workloads import MinioSettings
 
 APP = "minio"  # recipe 3's minio-service selects app=minio
@@ -177,7 +178,7 @@ class Minio(pulumi.ComponentResource):
                 }
             ],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
-            **minio.placement.pod_spec_fields(),
+            **pod_spec_fields(minio.placement),
         }
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",
