@@ -30,6 +30,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import network
 from components.kube import MANAGED_BY, child_opts, resources, restricted_security_context
 from components.kube import namespace as kube_namespace
 from settings.database import MYSQLD_OPTIONS, SERVER_IDS, Colour, DatabaseSettings
@@ -431,7 +432,8 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         )
 
     def _network_policies(self, name: str, namespace: pulumi.Output[str]) -> list[k8s.networking.v1.NetworkPolicy]:
-        """Default deny in and out; 3306 open to the load generator and between colours; DNS out.
+        """Ingress denied by default; 3306 open to the load generator and between colours; egress
+        only to DNS and 3306 of the colours.
 
         Nothing else in the stack talks to Percona: the load generator is its only client, and
         a rollback replays the new colour's binary log into the old colour from the new colour's
@@ -440,43 +442,35 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         db = self._db
         servers = {"app.kubernetes.io/part-of": db.name, "app.kubernetes.io/name": "percona-server"}
         loadgen = {"app": f"{db.name}-loadgen", "app.kubernetes.io/part-of": db.name}
-        mysql_port = [{"protocol": "TCP", "port": PORT}]
-        dns = {
-            "to": [
-                {
-                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "kube-system"}},
-                    "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
-                }
-            ],
-            "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}],
-        }
-        specs: dict[str, dict[str, Any]] = {
-            "default-deny": {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]},
-            "servers": {
-                "podSelector": {"matchLabels": servers},
-                "policyTypes": ["Ingress", "Egress"],
-                "ingress": [
-                    {
-                        "from": [{"podSelector": {"matchLabels": loadgen}}, {"podSelector": {"matchLabels": servers}}],
-                        "ports": mysql_port,
-                    }
-                ],
-                "egress": [{"to": [{"podSelector": {"matchLabels": servers}}], "ports": mysql_port}, dns],
-            },
-            "loadgen": {
-                "podSelector": {"matchLabels": loadgen},
-                "policyTypes": ["Egress"],
-                "egress": [{"to": [{"podSelector": {"matchLabels": servers}}], "ports": mysql_port}, dns],
-            },
-        }
+        to_servers = [(network.Peer.pods(servers), [PORT])]
+        common = {"parent": self, "provider": self._provider}
         return [
-            k8s.networking.v1.NetworkPolicy(
-                f"{name}-netpol-{role}",
-                metadata={"name": f"{db.name}-{role}", "namespace": namespace, "labels": self._labels()},
-                spec=spec,
-                opts=child_opts(self, self._provider),
-            )
-            for role, spec in specs.items()
+            network.deny_ingress(f"{name}-deny-ingress", namespace, self, self._provider),
+            network.allow_ingress(
+                f"{name}-clients-to-servers",
+                namespace,
+                policy_name=f"{db.name}-clients-to-servers",
+                pods=servers,
+                sources=[network.Peer.pods(loadgen), network.Peer.pods(servers)],
+                ports=[PORT],
+                **common,
+            ),
+            network.limit_egress(
+                f"{name}-servers-egress",
+                namespace,
+                policy_name=f"{db.name}-servers-egress",
+                pods=servers,
+                destinations=to_servers,
+                **common,
+            ),
+            network.limit_egress(
+                f"{name}-loadgen-egress",
+                namespace,
+                policy_name=f"{db.name}-loadgen-egress",
+                pods=loadgen,
+                destinations=to_servers,
+                **common,
+            ),
         ]
 
     def _load_generator(self, name: str, namespace: pulumi.Output[str]) -> k8s.batch.v1.Job:

@@ -515,8 +515,8 @@ def test_the_readiness_probe_reads_the_password_from_an_option_file_not_mysql_pw
 def test_the_namespace_denies_by_default_and_opens_3306_only_to_its_clients() -> None:
     result = plan(with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE}))
     policies = {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in kube_objects(result, "NetworkPolicy")}
-    assert policies["percona-default-deny"] == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
-    servers = policies["percona-servers"]
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    servers = policies["percona-clients-to-servers"]
     (ingress,) = servers["ingress"]
     assert ingress["ports"] == [{"protocol": "TCP", "port": 3306}]
     sources = [peer["podSelector"]["matchLabels"] for peer in ingress["from"]]
@@ -535,9 +535,13 @@ def test_the_namespace_denies_by_default_and_opens_3306_only_to_its_clients() ->
             servers["podSelector"]["matchLabels"].items()
             <= statefulset.inputs["spec"]["template"]["metadata"]["labels"].items()
         )
-    loadgen_egress = policies["percona-loadgen"]["egress"]
+    loadgen_egress = policies["percona-loadgen-egress"]["egress"]
     assert any(
         rule["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}] for rule in loadgen_egress
     )
+    for who in ("servers", "loadgen"):
+        (dns, mysql) = policies[f"percona-{who}-egress"]["egress"]
+        assert mysql["ports"] == [{"protocol": "TCP", "port": 3306}]
+        assert mysql["to"] == [{"podSelector": {"matchLabels": servers["podSelector"]["matchLabels"]}}]
     namespace = one(result, "Namespace").inputs["metadata"]["labels"]
     assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
