@@ -43,7 +43,7 @@ READ_ONLY_VARIABLES = {"log_bin", "server_uuid", "gtid_executed", "version", "en
 GTID_MODE_STEPS = ["OFF", "OFF_PERMISSIVE", "ON_PERMISSIVE", "ON"]
 
 USER_TABLES = (
-    "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+    "SELECT HEX(table_schema), HEX(table_name) FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
     "AND table_schema NOT IN ('mysql', 'sys', 'performance_schema', 'information_schema') "
     "ORDER BY table_schema, table_name"
 )
@@ -129,6 +129,27 @@ def parse_options(text: str) -> dict[str, str]:
         name, _, value = line.partition("=")
         options[name.strip().replace("-", "_")] = value.strip() or "1"
     return options
+
+
+def _expressions(text: str) -> list[str]:
+    """A select list, split on commas outside parentheses and quotes."""
+    parts, current, depth, quote = [], [], 0, ""
+    for char in text:
+        if quote:
+            quote = "" if char == quote else quote
+        elif char in "'`":
+            quote = char
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "," and depth == 0:
+            parts.append("".join(current).strip())
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current).strip())
+    return parts
 
 
 def _split(script: str) -> list[str]:
@@ -353,7 +374,9 @@ class Session:
         if text.upper() == "SELECT VERSION()":
             return [[server.version]]
         if text == " ".join(USER_TABLES.split()):
-            return [table.split(".", 1) for table in sorted(server.datadir.tables)]
+            return [
+                [part.encode().hex().upper() for part in table.split(".", 1)] for table in sorted(server.datadir.tables)
+            ]
         if text == PERSISTED:
             return [
                 [name, "ON" if server.datadir.persisted[name] == "1" else "OFF"]
@@ -380,7 +403,7 @@ class Session:
         select = _SELECT_VARIABLES.match(text)
         if select:
             row = []
-            for expression in (e.strip() for e in select.group(1).split(",")):
+            for expression in _expressions(select.group(1)):
                 plain, replaced = _VARIABLE.match(expression), _REPLACED.match(expression)
                 if plain is None and replaced is None:
                     raise NotImplementedError(f"the SQL fake does not know: {statement}")
