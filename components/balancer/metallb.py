@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.kube import MANAGED_BY, child_opts, namespace
+from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 from settings.traffic import address_bounds
 
 CHART_REPOSITORY = "https://metallb.github.io/metallb"
@@ -43,7 +44,7 @@ class MetalLB(pulumi.ComponentResource):
 
     Exposed Services must depend on `ready` (the pool and advertisement): MetalLB only assigns
     addresses from pools that exist, and the pools can only be created once the chart's CRDs
-    and admission webhook are up.
+    are installed and its admission webhook answers (`webhook_ready`).
     """
 
     ready: list[pulumi.Resource]
@@ -88,17 +89,36 @@ class MetalLB(pulumi.ComponentResource):
             opts=child_opts(self, provider),
         )
 
-        # Custom resources only after the release: their CRDs and validating webhook come with it.
-        # The webhook fails closed (crds.validationFailurePolicy: Fail); the controller only
-        # reports ready once its webhook is patched and serving (metallb/metallb#1648), so the
-        # Release's wait for the controller Deployment is what keeps these from being refused.
+        # The chart's wait is no webhook signal: in v0.16.1 the controller's readiness is a plain
+        # ping (internal/k8s/k8s.go: AddReadyzCheck("readyz", healthz.Ping)) and its webhooks are
+        # registered only after certificate rotation has patched the caBundle. The webhook fails
+        # closed (crds.validationFailurePolicy: Fail) and pulumi-kubernetes does not retry a
+        # refused create, so the custom resources wait for a Job that dry-runs an L2Advertisement
+        # until the webhook admits it. The probe is an L2Advertisement, not a pool: a probe pool
+        # would overlap the real one once it exists (a later run, after a chart upgrade) and be
+        # refused for that. Both webhooks are served by the same controller, registered together.
+        self.webhook_ready = WebhookReady(
+            f"{name}-webhook-ready",
+            WebhookReadyArgs(
+                webhook="MetalLB's validating webhook",
+                namespace=args.namespace,
+                job_name="metallb-webhook-ready",
+                probes=[self.webhook_probe(args)],
+                revision=args.chart_version,
+            ),
+            provider,
+            after=[self.chart],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        waits = [self.chart, *self.webhook_ready.ready]
+
         pool = k8s.apiextensions.CustomResource(
             f"{name}-pool",
             api_version="metallb.io/v1beta1",
             kind="IPAddressPool",
             metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
             spec=self.pool_spec(args),
-            opts=child_opts(self, provider, depends_on=[self.chart]),
+            opts=child_opts(self, provider, depends_on=waits),
         )
         advertisement = k8s.apiextensions.CustomResource(
             f"{name}-l2-advertisement",
@@ -106,7 +126,7 @@ class MetalLB(pulumi.ComponentResource):
             kind="L2Advertisement",
             metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
             spec={"ipAddressPools": [args.pool_name]},
-            opts=child_opts(self, provider, depends_on=[self.chart, pool]),
+            opts=child_opts(self, provider, depends_on=[*waits, pool]),
         )
 
         self.ready = [pool, advertisement]
@@ -132,6 +152,18 @@ class MetalLB(pulumi.ComponentResource):
         if args.load_balancer_class:
             values["loadBalancerClass"] = args.load_balancer_class
         return values
+
+    @staticmethod
+    def webhook_probe(args: MetalLBArgs) -> AdmissionProbe:
+        """An L2Advertisement for every pool: what the webhook admits whatever pools exist."""
+        return AdmissionProbe(
+            api_version="metallb.io/v1beta1",
+            kind="L2Advertisement",
+            resource="l2advertisements",
+            # MetalLB's webhook refuses its objects outside the release's namespace.
+            namespace=args.namespace,
+            body={"spec": {}},
+        )
 
     @staticmethod
     def pool_spec(args: MetalLBArgs) -> dict[str, Any]:
