@@ -9,6 +9,15 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart_workloads import (
+    ChartContainer,
+    ChartRelease,
+    ChartWorkload,
+    declares,
+    fullname,
+    given,
+    http_probe,
+)
 from components.kube import MANAGED_BY, child_opts, namespace
 from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 from settings.traffic import address_bounds
@@ -37,6 +46,50 @@ class MetalLBArgs:
     avoid_buggy_ips: bool = False
     #: None: MetalLB serves every LoadBalancer Service without a class.
     load_balancer_class: Optional[str] = None
+
+
+#: The chart's probe defaults (values.yaml controller/speaker livenessProbe and readinessProbe;
+#: tests compare them with the pinned chart): both enabled, on the health port 17472.
+CHART_PROBE_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "port": 17472,
+    "failureThreshold": 3,
+    "initialDelaySeconds": 10,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "timeoutSeconds": 1,
+}
+#: What templates/controller.yaml and speaker.yaml probe: /healthz (liveness) and /readyz.
+PROBE_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+
+
+@declares("metallb")
+def chart_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the metallb chart runs with the values `chart_values` gives it (layer 2 only)."""
+    values = release.values
+    if given(values, "speaker", "frr", "enabled") is not False:
+        raise ValueError("the metallb declaration covers layer 2 only (speaker.frr.enabled: false)")
+
+    def container(component: str) -> ChartContainer:
+        probes: dict[str, Any] = {}
+        for field in PROBE_PATHS:
+            settings = {**CHART_PROBE_DEFAULTS, **(given(values, component, field) or {})}
+            if settings["enabled"]:
+                timing = {k: v for k, v in settings.items() if k not in ("enabled", "port")}
+                probes[field] = http_probe(PROBE_PATHS[field], settings["port"], **timing)
+        return ChartContainer(
+            component,
+            resources=given(values, component, "resources") or None,
+            liveness_probe=probes.get("livenessProbe"),
+            readiness_probe=probes.get("readinessProbe"),
+        )
+
+    # FRR is off: the speaker runs no FRR containers or init containers.
+    name = fullname(release, "metallb")
+    return [
+        ChartWorkload("Deployment", f"{name}-controller", [container("controller")]),
+        ChartWorkload("DaemonSet", f"{name}-speaker", [container("speaker")]),
+    ]
 
 
 class MetalLB(pulumi.ComponentResource):
