@@ -70,6 +70,11 @@ def cluster_autoscaler_image_tag(args: EksClusterArgs) -> str:
     return tag
 
 
+def cluster_identifier(cluster_name: str, region: str) -> str:
+    """The Kubernetes provider's identity: known from settings, so never unknown in a preview."""
+    return f"eks:{region}:{cluster_name}"
+
+
 def _subnet_cidrs(vpc_cidr: str, zones: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
     """Private and public subnet CIDRs per zone: the VPC cut in eight, private first."""
     network = ipaddress.ip_network(vpc_cidr)
@@ -324,6 +329,12 @@ class EksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
+            # The kubeconfig carries the endpoint and CA, outputs that are unknown whenever the
+            # cluster resource changes in a preview (a version upgrade, a logging change); without
+            # an identifier the provider would then plan to replace every object on the cluster.
+            # Region and name, both from settings, are the cluster's identity (changing either
+            # replaces the EKS cluster itself), never an output that can be unknown.
+            cluster_identifier=cluster_identifier(cluster_name, eks.region),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, coredns]),
         )
 
