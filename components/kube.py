@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from settings.placement import Placement
 from settings.workloads import Resources
-
-if TYPE_CHECKING:  # components.placement imports settings, which imports this module's users
-    from components.placement import Placement
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "scaleplane"}
 

@@ -13,6 +13,7 @@ import pulumi_random as random
 from components.autoscaling import pod_disruption_budget
 from components.kube import app_labels, child_opts, priority_class, resources, restricted_security_context
 from components.kube import namespace as kube_namespace
+from components.placement import pod_spec_fields
 from settings.workloads import MinioSettings
 
 APP = "minio"  # recipe 3's minio-service selects app=minio
@@ -166,7 +167,7 @@ class Minio(pulumi.ComponentResource):
                 }
             ],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
-            **minio.placement.pod_spec_fields(),
+            **pod_spec_fields(minio.placement),
         }
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",

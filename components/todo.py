@@ -20,6 +20,7 @@ from components.kube import (
     restricted_security_context,
 )
 from components.kube import namespace as kube_namespace
+from components.placement import pod_spec_fields
 from settings.workloads import TodoSettings
 
 MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
@@ -195,7 +196,7 @@ class TodoApp(pulumi.ComponentResource):
             ],
             # On the app's nodes: its volume then lies in a zone where the web pods, which must
             # share MongoDB's zone (todo-prod's pod affinity), can run.
-            **todo.placement.nodes_only().pod_spec_fields(),
+            **pod_spec_fields(todo.placement.nodes_only()),
         }
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -261,7 +262,7 @@ class TodoApp(pulumi.ComponentResource):
                     "securityContext": _web_security_context(todo.run_as_non_root),
                 }
             ],
-            **todo.placement.pod_spec_fields(),
+            **pod_spec_fields(todo.placement),
         }
         web_opts = child_opts(
             self,
