@@ -264,6 +264,8 @@ class KopsSettings:
     zones: Annotated[tuple[Zone, ...], Field(min_length=1, max_length=6)] = ("us-east-1a",)
     #: The kops executable: a path or a name on PATH.
     kops_binary: Annotated[str, Field(min_length=1)] = "kops"
+    #: The kubectl executable that drains a removed instance group's nodes: a path or a name on PATH.
+    kubectl_binary: Annotated[str, Field(min_length=1)] = "kubectl"
     #: Patch release of the stack's kubernetesVersion that kops installs (1.34 + 2 -> 1.34.2).
     kubernetes_patch: Annotated[int, Field(ge=0, le=99)] = 0
     #: How the API is found: no DNS (through the API load balancer), or a Route 53 zone.

@@ -62,6 +62,15 @@ case "$1" in
 esac
 """
 
+FAKE_KUBECTL = """#!/bin/bash
+# Stand-in for kubectl: records each call in the same log as kops; fails a drain on request.
+printf 'kubectl %s\\n' "$*" >> "$KOPS_CALLS"
+if [ "$1" = drain ] && [ -n "${KUBECTL_DRAIN_FAILS:-}" ]; then
+  echo "error: cannot evict pod as it would violate the pod's disruption budget" >&2
+  exit 1
+fi
+"""
+
 
 def _program() -> None:
     import settings
@@ -91,6 +100,15 @@ def fake_kops(tmp_path: Path) -> Path:
     binary.write_text(FAKE_KOPS)
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "kubeconfig.source").write_text(KUBECONFIG)
+    return binary
+
+
+@pytest.fixture()
+def fake_kubectl(tmp_path: Path) -> Path:
+    binary = tmp_path / "kubectl-bin" / "kubectl"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_KUBECTL)
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     return binary
 
 
@@ -234,10 +252,11 @@ def test_kubeconfig_keeps_kops_from_path_when_the_binary_is_a_name() -> None:
 
 
 def _run_script(
-    script: str, stdin: str, tmp_path: Path, fake_kops: Path
+    script: str, stdin: str, tmp_path: Path, fake_kops: Path, **extra_env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     calls = tmp_path / "calls"
     env = {
+        **extra_env,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "KOPS_STATE_STORE": "s3://scaleplane-dev-kops-state",
         "KOPS_CALLS": str(calls),
@@ -250,8 +269,8 @@ def _run_script(
     return result, logged
 
 
-def test_create_update_delete_drive_kops_in_order(fake_kops: Path, tmp_path: Path) -> None:
-    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops)), _program)
+def test_create_update_delete_drive_kops_in_order(fake_kops: Path, fake_kubectl: Path, tmp_path: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=str(fake_kubectl)), _program)
     command = _command(plan).inputs
     name = "dev.scaleplane.k8s.local"
 
@@ -277,22 +296,50 @@ def test_create_update_delete_drive_kops_in_order(fake_kops: Path, tmp_path: Pat
     assert [c.split()[0] for c in calls] == [
         "replace",
         "update",
-        "get",
-        "delete",
         "export",
+        "get",
+        "kubectl",
+        "kubectl",
+        "delete",
         "rolling-update",
         "validate",
     ]
-    # The worker group settings no longer list goes; the listed ones and the control plane stay.
-    assert calls[2] == f"get instancegroups --name {name}"
-    assert calls[3] == f"delete instancegroup retired --name {name} --yes"
-    assert calls[5] == f"rolling-update cluster --name {name} --yes"
+    # The worker group settings no longer list goes, drained first through the exported
+    # kubeconfig; the listed ones and the control plane stay.
+    assert calls[3] == f"get instancegroups --name {name}"
+    assert calls[4] == "kubectl cordon -l kops.k8s.io/instancegroup=retired"
+    assert calls[5] == (
+        "kubectl drain -l kops.k8s.io/instancegroup=retired --ignore-daemonsets --delete-emptydir-data --timeout=15m"
+    )
+    assert calls[6] == f"delete instancegroup retired --name {name} --yes"
+    assert calls[7] == f"rolling-update cluster --name {name} --yes"
 
     (tmp_path / "calls").unlink()
     deleted, calls = _run_script(command["delete"], "", tmp_path, fake_kops)
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == ""
     assert calls == [f"delete cluster --name {name} --yes"]
+
+
+def test_a_group_whose_drain_fails_is_not_deleted(fake_kops: Path, fake_kubectl: Path, tmp_path: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=str(fake_kubectl)), _program)
+    command = _command(plan).inputs
+    updated, calls = _run_script(command["update"], command["stdin"], tmp_path, fake_kops, KUBECTL_DRAIN_FAILS="1")
+    assert updated.returncode != 0
+    assert "disruption budget" in updated.stderr
+    assert any(c.startswith("kubectl drain") for c in calls)
+    # Nothing deleted, nothing rolled: the update stops with the group still running.
+    assert not any(c.startswith(("delete", "rolling-update")) for c in calls)
+
+
+def test_without_kubectl_a_removed_group_is_refused_not_deleted(fake_kops: Path, tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing" / "kubectl")
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=missing), _program)
+    command = _command(plan).inputs
+    updated, calls = _run_script(command["update"], command["stdin"], tmp_path, fake_kops)
+    assert updated.returncode == 127
+    assert "scaleplane:kops.kubectlBinary" in updated.stderr
+    assert not any(c.startswith("delete") for c in calls)
 
 
 def test_scripts_stop_with_a_clear_message_when_kops_is_missing(tmp_path: Path, fake_kops: Path) -> None:

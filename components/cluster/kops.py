@@ -8,9 +8,10 @@ environment=production / environment=development), and wires kops to Pulumi's li
 
 - create: `kops replace --force` (writes the specs), `kops update cluster --yes`, then waits
   for `kops validate cluster`;
-- update (the specs changed): `kops replace`, `kops update cluster --yes`, `kops delete
-  instancegroup` for worker groups settings no longer list, and `kops rolling-update cluster
-  --yes` so running nodes pick up the change;
+- update (the specs changed): `kops replace`, `kops update cluster --yes`; for each worker group
+  settings no longer list, its nodes cordoned and drained (`kubectl drain`) before `kops delete
+  instancegroup` (which does not drain); then `kops rolling-update cluster --yes` so running
+  nodes pick up the change;
 - delete (`pulumi destroy`, or the cluster leaving the program): `kops delete cluster --yes`.
 
 Each run ends by printing a kubeconfig that uses kops' own credential plugin (no long-lived admin
@@ -35,6 +36,10 @@ import yaml
 from settings.cluster import KopsSettings, NodeGroupSettings
 
 KOPS_API_VERSION = "kops.k8s.io/v1alpha2"
+#: The node label kops sets to its instance group's name (and the specs set explicitly).
+INSTANCE_GROUP_LABEL = "kops.k8s.io/instancegroup"
+#: How long draining a removed instance group may take before the update fails (and it stays).
+DRAIN_TIMEOUT = "15m"
 
 
 class KopsBinaryNotFoundError(RuntimeError):
@@ -175,7 +180,7 @@ def _worker_group(kops: KopsSettings, group: NodeGroupSettings) -> dict[str, Any
         "rootVolumeSize": group.disk_size_gib,
         "rootVolumeType": "gp3",
         "rootVolumeEncryption": True,
-        "nodeLabels": {**group.labels, "kops.k8s.io/instancegroup": group.name},
+        "nodeLabels": {**group.labels, INSTANCE_GROUP_LABEL: group.name},
         "taints": [taint.render() for taint in group.taints],
         "instanceMetadata": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
         # cluster-autoscaler finds the group by these tags on its Auto Scaling group.
@@ -198,17 +203,29 @@ def render_specs(args: KopsClusterArgs) -> str:
     return yaml.safe_dump_all([cluster_spec(args), *instance_group_specs(args)], sort_keys=False)
 
 
-def _prune_worker_groups(kops: str, cluster: str, keep: list[str]) -> str:
-    """Delete the worker instance groups that settings no longer list.
+def _prune_worker_groups(kops: str, kubectl: str, cluster: str, keep: list[str]) -> str:
+    """Drain, then delete, the worker instance groups that settings no longer list.
 
     `kops replace` only creates and updates objects, so a group removed from settings would keep
-    running. Control-plane groups are never pruned (etcd members live on them).
+    running. `kops delete instancegroup` terminates the group's instances without draining them
+    (kops' own source says so: "TODO make this drain and validate the ig?"), so the group's nodes
+    are first cordoned together (evicted pods must not land on a sibling about to go) and then
+    drained through the eviction API, which honours PodDisruptionBudgets. A drain that cannot
+    finish (a PDB that never allows it, a bare pod, the timeout) fails the update and the group
+    stays. Control-plane groups are never pruned (etcd members live on them). Commands in the
+    loop read /dev/null, so none of them can swallow the list of groups the loop reads.
     """
     wanted = " ".join(keep)
+    selector = f'"{INSTANCE_GROUP_LABEL}=$group"'
     return (
         f"{kops} get instancegroups --name {cluster} | awk 'NR > 1 && $2 == \"Node\" {{print $1}}' | "
         f'while read -r group; do case " {wanted} " in *" $group "*) ;; '
-        f'*) {kops} delete instancegroup "$group" --name {cluster} --yes ;; esac; done'
+        f"*) if ! command -v {kubectl} >/dev/null 2>&1; then printf 'kubectl binary %s not found: "
+        f"install kubectl or set scaleplane:kops.kubectlBinary\\n' {kubectl} >&2; exit 127; fi; "
+        f"{kubectl} cordon -l {selector} </dev/null && "
+        f"{kubectl} drain -l {selector} --ignore-daemonsets --delete-emptydir-data --timeout={DRAIN_TIMEOUT} "
+        f"</dev/null && "
+        f'{kops} delete instancegroup "$group" --name {cluster} --yes </dev/null || exit 1 ;; esac; done'
     )
 
 
@@ -321,11 +338,13 @@ class KopsCluster(pulumi.ComponentResource):
         validate = f"{kops_cmd} validate cluster --name {quoted} --wait 20m"
         rolling = f"{kops_cmd} rolling-update cluster --name {quoted} --yes"
         delete = f"{kops_cmd} delete cluster --name {quoted} --yes"
-        prune = _prune_worker_groups(kops_cmd, quoted, [group.name for group in kops.instance_groups])
+        kubectl = shlex.quote(kops.kubectl_binary)
+        prune = _prune_worker_groups(kops_cmd, kubectl, quoted, [group.name for group in kops.instance_groups])
         cluster = command.local.Command(
             f"{name}-kops",
             create=_script(binary, cluster_name, [replace, update], then=(validate,)),
-            update=_script(binary, cluster_name, [replace, update, prune], then=(rolling, validate)),
+            # The prune drains through the cluster's API: it runs once the kubeconfig is exported.
+            update=_script(binary, cluster_name, [replace, update], then=(prune, rolling, validate)),
             delete=_script(binary, cluster_name, [delete]),
             interpreter=["/bin/bash", "-c"],
             stdin=render_specs(args),
