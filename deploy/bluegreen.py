@@ -460,12 +460,16 @@ class Workflow:
     # -- one source of truth --------------------------------------------------------------------
 
     def _require_agreement(self, db: DatabaseSettings) -> None:
-        """The stack config holds every colour the stack has deployed (it is not an older copy)."""
+        """The stack config knows every colour the stack has deployed (it is not an older copy).
+
+        A colour the file marks retired is newer, not older: an interrupted --retire, finished by
+        running it again. A colour the file does not name at all is one it has never seen.
+        """
         deployed = guards.deployed_database(self.stack.export_stack())
         if deployed is None:
             return
-        missing = sorted(set(deployed.colours) - set(db.serving))
-        if missing or deployed.active not in db.serving:
+        missing = sorted(set(deployed.colours) - set(db.colours))
+        if missing or deployed.active not in db.colours:
             raise RefusedError(
                 f"{stack_file(self.stack.name)} is older than what stack {self.stack.name} has deployed "
                 f"(live {deployed.active}, colours {', '.join(deployed.colours)}; this file: active {db.active}, "
@@ -731,6 +735,9 @@ class Workflow:
                 return
             source, target = running[0], live
             self.out(f"[1/4] preflight: the stack config already selects {live}; the Service still selects {source}")
+            # An earlier rollback stopped between its config edit and its up: the config says what the
+            # cluster does again (every other up would otherwise move the Service unverified).
+            self._undo([(("active",), source)], f"the percona Service still selects {source}")
         self._require_ready(db, source)
         self._require_ready(db, target)
         self._require_mysqld_options(db, source)
@@ -801,6 +808,8 @@ class Workflow:
         snapshot = kept[-1] if kept else f"{colour}-kept-{self.now():%Y%m%d%H%M%S}"
         if snapshot not in db.snapshots:
             self._apply([(("snapshots", snapshot, "source"), claim)], f"snapshot {snapshot}")
+        else:
+            self._up(f"snapshot {snapshot}")  # in the config already: an interrupted run may not have deployed it
         self._wait_for_snapshot(db, snapshot)
         return snapshot
 
@@ -808,6 +817,11 @@ class Workflow:
         db = self.database()
         self._require_agreement(db)
         spec = db.colours.get(colour)  # type: ignore[call-overload]
+        deployed = guards.deployed_database(self.stack.export_stack())
+        if spec is not None and spec.retired and deployed is not None and colour in deployed.colours:
+            self.out(f"[1/1] retire {colour}: the stack config retires it already; deploying that")
+            self._up(f"retire {colour}", retiring=colour)
+            return
         if spec is None or spec.retired:
             self.out(f"{colour} is not running: nothing to retire")
             return

@@ -90,9 +90,11 @@ class DataDir:
     def snapshot(self) -> DataDir:
         return copy.deepcopy(self)
 
-    def purge_binlogs(self, keep: int = 1) -> None:
-        """PURGE BINARY LOGS: the GTIDs of removed files move to gtid_purged."""
-        while len(self.binlogs) > keep:
+    def flush_and_purge(self) -> None:
+        """FLUSH BINARY LOGS, then PURGE BINARY LOGS TO the new file: the GTIDs of every older file
+        move to gtid_purged (the active file cannot be purged)."""
+        self.binlogs.append((f"binlog.{len(self.binlogs) + 1:06d}", []))
+        while len(self.binlogs) > 1:
             _, transactions = self.binlogs.pop(0)
             self.purged |= {t.gtid for t in transactions if t.gtid}
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import itertools
 from collections.abc import Callable
 from typing import Any, Optional
 
@@ -78,9 +79,10 @@ def world(section: Optional[dict[str, Any]] = None) -> tuple[FakeCluster, Compon
 
 
 def workflow(stack: Any, probe: Any, lines: Optional[list[str]] = None) -> Workflow:
-    return Workflow(
-        stack, probe, out=(lines.append if lines is not None else lambda _: None), sleep=lambda _: None, now=lambda: NOW
-    )
+    # A clock that moves one second a look: a snapshot that never becomes ready fails fast.
+    out = lines.append if lines is not None else (lambda _: None)
+    clock = itertools.count().__next__
+    return Workflow(stack, probe, out=out, sleep=lambda _: None, now=lambda: NOW, clock=clock, snapshot_timeout=50)
 
 
 def upgraded() -> tuple[FakeCluster, ComponentStack]:
@@ -91,9 +93,34 @@ def upgraded() -> tuple[FakeCluster, ComponentStack]:
     return cluster, stack
 
 
+def abandoned_upgrade() -> tuple[FakeCluster, ComponentStack]:
+    """Upgraded, green took writes, and its binary logs are purged: they cannot be replayed."""
+    cluster, stack = upgraded()
+    cluster.servers["green"].datadir.flush_and_purge()
+    cluster.abandon_ok = True
+    return cluster, stack
+
+
+def interrupted_upgrade() -> tuple[FakeCluster, ComponentStack]:
+    """An upgrade killed half-way, and the servers restarted: what `resume` starts from."""
+    cluster, stack = world()
+    faults = Faults(UPGRADE_CALLS // 2)
+    with pytest.raises(Crash):
+        workflow(Interrupting(stack, faults), Interrupting(FakeProbe(cluster), faults)).upgrade("green", GREEN_IMAGE)
+    cluster.restart()
+    cluster.write(1)
+    return cluster, stack
+
+
 def check(cluster: FakeCluster, stack: ComponentStack) -> None:
     assert not cluster.violations, cluster.violations
-    assert cluster.holds_every_commit(), "a committed write is not on the live colour"
+    if cluster.abandon_ok:
+        kept = [n for n in stack.section()["snapshots"] if "-kept-" in n]
+        assert kept, "abandoned writes are kept in a snapshot"
+        left = cluster.committed - cluster.live().gtid_executed
+        assert left <= cluster.snapshots[kept[0]].gtids, "every abandoned write is in the kept snapshot"
+    else:
+        assert cluster.holds_every_commit(), "a committed write is not on the live colour"
     assert stack.section()["active"] == cluster.service, "the stack config and the Service disagree"
     assert all(step.op == "same" for step in stack._diff()), "the config is not what is deployed"
     assert cluster.live().globals["super_read_only"] == "0", "the live colour takes writes"
@@ -105,7 +132,10 @@ def check(cluster: FakeCluster, stack: ComponentStack) -> None:
 Command = Callable[[Workflow], None]
 SCENARIOS: dict[str, tuple[Callable[[], tuple[FakeCluster, ComponentStack]], Command, str]] = {
     "upgrade": (world, lambda w: w.upgrade("green", GREEN_IMAGE), "green"),
+    "resume": (interrupted_upgrade, lambda w: w.upgrade("green", GREEN_IMAGE), "green"),
     "rollback-with-writes": (upgraded, lambda w: w.rollback(), "blue"),
+    "rollback-abandoning-writes": (abandoned_upgrade, lambda w: w.rollback(abandon_writes=True), "blue"),
+    "retire": (upgraded, lambda w: w.retire("blue"), "green"),
 }
 
 
@@ -125,16 +155,20 @@ def interrupted_then_rerun(scenario: str, point: int, restart: bool) -> None:
         command(workflow(Interrupting(stack, faults), Interrupting(FakeProbe(cluster), faults)))
     cluster.write(2)  # a client meanwhile, through the Service (refused while frozen: no loss)
     assert not cluster.violations, cluster.violations
-    assert cluster.holds_every_commit()
+    kept = set().union(*(server.gtid_executed for server in cluster.servers.values()))
+    assert cluster.holds_every_commit() or (cluster.abandon_ok and cluster.committed <= kept)
     if restart:
         cluster.restart()
     command(workflow(stack, FakeProbe(cluster)))
     check(cluster, stack)
     assert cluster.service == final
+    before = set(cluster.committed)
     cluster.write(1)
-    assert cluster.holds_every_commit()
+    assert cluster.committed - before <= cluster.live().gtid_executed, "the live colour takes writes"
 
 
+UPGRADE_CALLS = 0
+UPGRADE_CALLS = calls_of("upgrade")
 CALLS = {name: calls_of(name) for name in SCENARIOS}
 
 
@@ -150,7 +184,8 @@ def test_interrupted_after_any_call_the_rerun_converges_and_loses_nothing(
 
 
 def test_every_scenario_makes_enough_calls_to_be_worth_interrupting() -> None:
-    assert CALLS["upgrade"] > 40 and CALLS["rollback-with-writes"] > 30, CALLS
+    assert CALLS["upgrade"] > 40 and CALLS["rollback-with-writes"] > 30 and CALLS["resume"] > 20, CALLS
+    assert all(count > 5 for count in CALLS.values()), CALLS
 
 
 def test_an_upgrade_resumed_after_an_interrupted_one_also_converges_when_interrupted_again() -> None:
@@ -289,7 +324,7 @@ def test_rollback_replays_every_write_and_update_of_the_new_colour() -> None:
 
 def test_rollback_refuses_when_the_binary_log_was_purged_and_names_the_gtids() -> None:
     cluster, stack = upgraded()
-    cluster.servers["green"].datadir.purge_binlogs(keep=0)
+    cluster.servers["green"].datadir.flush_and_purge()
     with pytest.raises(RefusedError, match=r"no longer hold [0-9a-f-]+:1-5"):
         workflow(stack, FakeProbe(cluster)).rollback()
     assert cluster.service == "green" and stack.section()["active"] == "green"
@@ -298,7 +333,7 @@ def test_rollback_refuses_when_the_binary_log_was_purged_and_names_the_gtids() -
 
 def test_rollback_with_abandon_writes_keeps_them_on_a_volume_and_a_snapshot_and_says_how() -> None:
     cluster, stack = upgraded()
-    cluster.servers["green"].datadir.purge_binlogs(keep=0)
+    cluster.servers["green"].datadir.flush_and_purge()
     lines: list[str] = []
     workflow(stack, FakeProbe(cluster), lines).rollback(abandon_writes=True)
     assert cluster.service == "blue"
