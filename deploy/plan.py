@@ -24,7 +24,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 import settings as settings_module
-from deploy import mockrun
+from deploy import mockrun, reference
 from deploy import validate as schema
 from deploy.project import PROJECT_DIR, STACKS, StackConfigError, stack_config
 
@@ -57,6 +57,8 @@ class PlanReport:
     result: mockrun.PlanResult
     kubernetes_version: str
     invalid: dict[str, list[str]] = field(default_factory=dict)
+    #: Kind.group -> objects not checked: their pinned CRD is in neither the reference set nor the cache.
+    unchecked: Unchecked = field(default_factory=lambda: Unchecked())
     violations: list[Any] = field(default_factory=list)
 
     @property
@@ -121,6 +123,7 @@ def write_outputs(report: PlanReport, out: Path) -> None:
         "resources": records,
         "outputs": {k: (SECRET if k in report.result.secret_outputs else v) for k, v in report.result.outputs.items()},
         "invalidObjects": report.invalid,
+        "uncheckedObjects": report.unchecked.objects,
         "policyViolations": [
             {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message}
             for v in report.violations
@@ -152,14 +155,42 @@ def print_tree(result: mockrun.PlanResult, stream: TextIO) -> None:
     walk("", "")
 
 
-def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> dict[str, list[str]]:
+def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> tuple[dict[str, list[str]], Unchecked]:
+    """Schema problems of every Kubernetes object (object -> problems), and the objects whose pinned
+    CRD is unavailable (not checked, which is not invalid)."""
     invalid: dict[str, list[str]] = {}
+    unchecked = Unchecked()
     for resource in result.resources:
         if resource.is_kubernetes_object:
-            problems = list(schema.errors(resource.inputs, kubernetes_version))
+            try:
+                problems = list(schema.errors(resource.inputs, kubernetes_version))
+            except schema.SchemaUnavailableError as error:
+                unchecked.add(f"{error.kind}.{error.group}", f"{resource.type} {resource.name}", error.reason)
+                continue
             if problems:
                 invalid[f"{resource.type} {resource.name}"] = problems
-    return invalid
+    return invalid, unchecked
+
+
+@dataclass
+class Unchecked:
+    """Custom resources the plan could not check: Kind.group -> objects, and why."""
+
+    objects: dict[str, list[str]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, reason: str) -> None:
+        self.objects.setdefault(kind, []).append(name)
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def __bool__(self) -> bool:
+        return bool(self.objects)
+
+    def line(self) -> str:
+        """One line: which custom resources were not checked, why, and how to check them."""
+        kinds = ", ".join(f"{kind} ({len(names)})" for kind, names in sorted(self.objects.items()))
+        return f"not checked, pinned CRD unavailable ({'; '.join(self.reasons)}): {kinds}; {reference.HOW_TO_GET}"
 
 
 POLICY_CONFIG_DIR = PROJECT_DIR / "policy" / "config"
@@ -186,7 +217,7 @@ def build_report(stack: str) -> PlanReport:
     config = settings_module.from_config(stack_config(stack))
     result = mockrun.run_stack(stack, preview=True)
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
-    report.invalid = validate_objects(result, config.kubernetes_version)
+    report.invalid, report.unchecked = validate_objects(result, config.kubernetes_version)
     report.violations = run_policies(result, config)
     return report
 
@@ -235,6 +266,8 @@ def run(args: argparse.Namespace) -> int:
     for name, problems in sorted(report.invalid.items()):
         for problem in problems:
             stream.write(f"  INVALID {name}: {problem}\n")
+    if report.unchecked:
+        stream.write(f"  {report.unchecked.line()}\n")
     by_level = Counter(v.enforcement for v in report.violations)
     stream.write(
         f"policy: {by_level.get('mandatory', 0)} mandatory, {by_level.get('advisory', 0)} advisory violations\n"

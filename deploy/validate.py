@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -12,11 +11,20 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+from deploy import reference
 from deploy.mockrun import UNKNOWN
 
-#: The pinned upstream CRDs of every custom resource the program renders (deploy/crds, copied
-#: unmodified from the reference set; see its SOURCES.md), or $SCALEPLANE_CRD_DIR.
-CRD_DIR = Path(os.environ.get("SCALEPLANE_CRD_DIR", Path(__file__).resolve().parent / "crds"))
+#: The C YAML loader when PyYAML was built with libyaml (CRDs are large: about 10x faster).
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SchemaUnavailableError(Exception):
+    """The pinned CRD of a custom resource is in neither the reference set nor the cache, and
+    upstream cannot be reached: the object could not be checked (which is not the same as invalid)."""
+
+    def __init__(self, kind: str, group: str, reason: str):
+        super().__init__(f"{kind}.{group}: {reason}")
+        self.kind, self.group, self.reason = kind, group, reason
 
 
 def without_unknowns(value: Any) -> Any:
@@ -40,17 +48,38 @@ def _crds(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
     if not root.is_dir():
         return found
     for path in sorted(root.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
-                spec = document["spec"]
-                found[(spec["group"], spec["names"]["kind"])] = document
+        found.update(_crd_documents(path))
     return found
 
 
-def crd_schema(api_version: str, kind: str, crd_dir: Path = CRD_DIR) -> Optional[dict[str, Any]]:
-    """The openAPIV3Schema of a served CRD version, or None when no pinned CRD covers it."""
+@functools.cache
+def _crd_documents(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    found = {}
+    for document in yaml.load_all(path.read_text(), Loader=YAML_LOADER):
+        if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+            spec = document["spec"]
+            found[(spec["group"], spec["names"]["kind"])] = document
+    return found
+
+
+def pinned_crd(group: str, kind: str) -> Optional[dict[str, Any]]:
+    """The pinned CRD of group/kind (`crds/<group>/<Kind>.yaml` of the reference manifest), found or
+    fetched; None when the manifest pins none. SchemaUnavailableError when it pins one that cannot be had."""
+    relative = f"crds/{group}/{kind}.yaml"
+    if relative not in reference.manifest():
+        return None
+    path = reference.file(relative)
+    if path is None:
+        raise SchemaUnavailableError(kind, group, reference.unavailable_reason(relative))
+    return _crd_documents(path).get((group, kind))
+
+
+def crd_schema(api_version: str, kind: str, crd_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
+    """The openAPIV3Schema of a served CRD version, or None when no pinned CRD covers it.
+
+    `crd_dir`: read the CRDs under that directory instead of the pinned ones."""
     group, _, version = api_version.rpartition("/")
-    crd = _crds(str(crd_dir)).get((group, kind))
+    crd = _crds(str(crd_dir)).get((group, kind)) if crd_dir is not None else pinned_crd(group, kind)
     if crd is None:
         return None
     for served in crd["spec"]["versions"]:
@@ -72,11 +101,12 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
-def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Path = CRD_DIR) -> Iterator[str]:
+def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Optional[Path] = None) -> Iterator[str]:
     """Every schema error in one object; nothing for a valid object.
 
     Built-in kinds: the Kubernetes OpenAPI schema of that minor version, strict (unknown fields
-    are errors). Custom resources: the pinned CRD's schema, likewise strict.
+    are errors). Custom resources: the pinned CRD's schema, likewise strict; SchemaUnavailableError
+    when that CRD cannot be had (no reference set, no cache, no network).
     """
     obj = without_unknowns(obj)
     api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
