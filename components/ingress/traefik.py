@@ -59,7 +59,9 @@ class Traefik(pulumi.ComponentResource):
         if not 1 <= args.replicas <= 10:
             raise ValueError(f"TraefikArgs.replicas must be within 1..10, not {args.replicas}")
         super().__init__("scaleplane:ingress:Traefik", name, None, opts)
-        ns = namespace(f"{name}-namespace", args.namespace, self, provider)
+        # The chart runs Traefik as uid 65532 with every capability dropped, a read-only root
+        # and seccomp RuntimeDefault, on unprivileged ports: restricted admits it.
+        ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="restricted")
 
         # helm.v4.Chart, not v3.Release: the chart ships its CRDs (Middleware, IngressRoute, ...)
         # in `crds/`, which Helm installs once and then never upgrades or deletes. Rendered by

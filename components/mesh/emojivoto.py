@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer
-from components.kube import app_labels, child_opts, namespace, restricted_security_context
+from components.kube import PodSecurityLevel, app_labels, child_opts, namespace, restricted_security_context
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
@@ -32,6 +32,9 @@ class EmojivotoArgs:
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
     #: Pods are created after these (the mesh's proxy injector), so they start meshed.
     depends_on: Sequence[pulumi.Resource] = ()
+    #: The namespace's Pod Security level: the mesh's app_pod_security (an injected linkerd-proxy
+    #: needs `privileged` without linkerd-cni).
+    pod_security: PodSecurityLevel = "privileged"
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -62,6 +65,7 @@ class Emojivoto(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
+            pod_security=args.pod_security,
             labels=args.namespace_labels,
             annotations=args.namespace_annotations,
         )

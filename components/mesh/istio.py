@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
-from components.kube import MANAGED_BY, child_opts, namespace
+from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -25,12 +25,7 @@ HTTP_PORT = 80
 HTTPS_PORT = 443
 
 #: Sidecar injection is switched on per namespace by this LABEL (Linkerd uses an annotation).
-#: istio-init adds iptables rules with NET_ADMIN/NET_RAW, which only the privileged Pod Security
-#: level admits (without the Istio CNI plugin).
-INJECTION_LABELS = {
-    "istio-injection": "enabled",
-    "pod-security.kubernetes.io/enforce": "privileged",
-}
+INJECTION_LABELS = {"istio-injection": "enabled"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +55,9 @@ class IstioMesh(pulumi.ComponentResource):
     ingress_https_port: pulumi.Output[int]
     #: Application pods must be created after these, or they start without a sidecar.
     ready: list[pulumi.Resource]
+    #: The Pod Security level a meshed application namespace needs: istio-init adds iptables
+    #: rules with NET_ADMIN/NET_RAW, which only `privileged` admits (without the Istio CNI plugin).
+    app_pod_security: PodSecurityLevel = "privileged"
 
     def __init__(
         self,
@@ -75,8 +73,13 @@ class IstioMesh(pulumi.ComponentResource):
         self._provider = provider
         repository = {"repo": CHART_REPOSITORY}
 
-        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider)
-        gateway_ns = namespace(f"{name}-gateway-namespace", args.gateway_namespace, self, provider)
+        # istiod and the gateway run as non-root without added capabilities or host access (the
+        # gateway binds low ports through the safe sysctl net.ipv4.ip_unprivileged_port_start):
+        # baseline admits both; restricted would need the charts' seccompProfile values set.
+        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="baseline")
+        gateway_ns = namespace(
+            f"{name}-gateway-namespace", args.gateway_namespace, self, provider, pod_security="baseline"
+        )
 
         # The CRDs as plain Pulumi resources from the release's own CRD file (the one the base
         # chart templates): the chart marks them helm.sh/resource-policy: keep, so `helm

@@ -12,13 +12,14 @@ import pulumi_tls as tls
 
 from components.balancer import Balancer
 from components.ingress.traefik import Traefik, TraefikArgs
-from components.kube import MANAGED_BY, child_opts, namespace
+from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
 #: Linkerd's proxy-init sets up iptables with NET_ADMIN/NET_RAW: only the privileged Pod
-#: Security level admits that (without the linkerd-cni plugin).
-PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
+#: Security level admits that (without the linkerd-cni plugin). The control plane, viz and every
+#: meshed namespace run it.
+PROXY_INIT_POD_SECURITY: PodSecurityLevel = "privileged"
 #: Injection is switched on per namespace by this ANNOTATION (Istio uses a label).
 INJECT_ANNOTATIONS = {"linkerd.io/inject": "enabled"}
 #: Key usages of a CA that signs certificates (and revocation lists) and nothing else.
@@ -70,6 +71,8 @@ class LinkerdMesh(pulumi.ComponentResource):
     dashboard_user: pulumi.Output[str]
     dashboard_password: pulumi.Output[str]
     trust_anchor_pem: pulumi.Output[str]
+    #: The Pod Security level a meshed application namespace needs (proxy-init, see above).
+    app_pod_security: PodSecurityLevel = PROXY_INIT_POD_SECURITY
     emojivoto_url: Optional[pulumi.Output[Optional[str]]]
     #: Application pods must be created after these, or they start without a proxy.
     ready: list[pulumi.Resource]
@@ -91,13 +94,13 @@ class LinkerdMesh(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
+            pod_security=PROXY_INIT_POD_SECURITY,
             # What `linkerd install` puts on its namespace: the injector skips it, and the
             # extensions find the control plane by these labels.
             labels={
                 "linkerd.io/is-control-plane": "true",
                 "config.linkerd.io/admission-webhooks": "disabled",
                 "linkerd.io/control-plane-ns": args.namespace,
-                **PRIVILEGED,
             },
         )
 
@@ -189,9 +192,10 @@ class LinkerdMesh(pulumi.ComponentResource):
             args.viz_namespace,
             self,
             provider,
+            pod_security=PROXY_INIT_POD_SECURITY,  # viz's pods are meshed
             # The metadata the chart's post-install Job would patch in, owned here instead, so the
             # namespace is a plain Pulumi resource and no hook Job runs.
-            labels={"linkerd.io/extension": "viz", **PRIVILEGED},
+            labels={"linkerd.io/extension": "viz"},
             annotations={**INJECT_ANNOTATIONS, "config.linkerd.io/proxy-await": "enabled"},
         )
         # linkerd-viz as helm.v3.Release for the same reason as the control plane: the tap and
@@ -267,6 +271,7 @@ class LinkerdMesh(pulumi.ComponentResource):
                     version=args.emojivoto.version,
                     namespace_labels=self.namespace_labels(),
                     namespace_annotations=self.namespace_annotations(),
+                    pod_security=self.app_pod_security,
                     depends_on=self.ready,
                 ),
                 provider,
@@ -379,8 +384,8 @@ class LinkerdMesh(pulumi.ComponentResource):
 
     @staticmethod
     def namespace_labels() -> dict[str, str]:
-        """Labels an application namespace carries to run Linkerd proxies (its Pod Security level)."""
-        return dict(PRIVILEGED)
+        """Linkerd needs no namespace labels (injection is an annotation; the level is app_pod_security)."""
+        return {}
 
     @staticmethod
     def namespace_annotations() -> dict[str, str]:
