@@ -1,5 +1,5 @@
 # scaleplane's two everyday commands, each setting itself up on a fresh machine:
-#   make plan [STACK=local]   the offline plan (no Pulumi CLI, cloud or cluster needed)
+#   make plan [STACK=local]   the offline plan (no Pulumi CLI, cloud or cluster needed); STACK=all: every stack
 #   make test                 the test suite
 #   make reference            fetch the pinned upstream files (CRDs, chart values) into .scaleplane/reference
 #                             (needed only where no reference set is beside the project)

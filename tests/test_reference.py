@@ -11,7 +11,6 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
-import yaml
 
 from deploy import mockrun, plan, reference
 from deploy import validate as schema
@@ -19,7 +18,6 @@ from deploy.project import PROJECT_DIR
 
 MANIFEST = reference.manifest()
 CRD = "crds/metallb.io/IPAddressPool.yaml"
-EXTRACTED = "crds/networking.istio.io/Gateway.yaml"
 #: The reference set of this checkout, if any (found before a test hides it).
 REFERENCE_SET = reference.reference_set()
 
@@ -86,48 +84,107 @@ def test_every_rendered_custom_resource_has_a_pinned_crd(stack_plan: mockrun.Pla
             pass  # a built-in kind: its schema exists (the stub object is simply incomplete)
 
 
-def test_the_extraction_rule_gives_back_each_document_byte_for_byte() -> None:
-    found = reference_set()
-    names = [entry for entry in MANIFEST.values() if entry.crd and entry.url == MANIFEST[EXTRACTED].url]
-    documents = [(found / entry.file).read_bytes() for entry in names]
-    combined = b"---\n".join([b"# a generated file\nkind: ConfigMap\n", *documents, b""])
-    for entry, document in zip(names, documents, strict=True):
-        assert reference.extract_crd(combined, entry.crd) == document
+CRD_TEXT = b"""apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec:
+            type: object
+            properties:
+              size: {type: integer}
+"""
+OTHER_TEXT = b"""apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gadgets.example.com
+"""
+BUNDLE = b"# generated\n---\n" + OTHER_TEXT + b"---\n" + CRD_TEXT
+SYNTHETIC = {
+    "crds/example.com/Widget.yaml": reference.Entry(
+        file="crds/example.com/Widget.yaml",
+        url="https://raw.githubusercontent.com/example/widgets/v1.0.0/crds/widget.yaml",
+        sha256=hashlib.sha256(CRD_TEXT).hexdigest(),
+    ),
+    "crds/example.com/Bundled.yaml": reference.Entry(
+        file="crds/example.com/Bundled.yaml",
+        url="https://raw.githubusercontent.com/example/widgets/v1.0.0/crds/all.yaml",
+        sha256=hashlib.sha256(CRD_TEXT).hexdigest(),
+        source_sha256=hashlib.sha256(BUNDLE).hexdigest(),
+        crd="widgets.example.com",
+    ),
+}
+WIDGET, BUNDLED = SYNTHETIC
+
+
+def test_extract_crd_picks_the_document_by_metadata_name() -> None:
+    assert reference.extract_crd(BUNDLE, "widgets.example.com") == CRD_TEXT
+    assert reference.extract_crd(BUNDLE, "gadgets.example.com") == OTHER_TEXT
     with pytest.raises(ValueError, match="no document"):
-        reference.extract_crd(combined, "nothing.example.com")
+        reference.extract_crd(BUNDLE, "nothing.example.com")
+
+
+@pytest.fixture
+def synthetic(upstream: dict[str, bytes], monkeypatch: pytest.MonkeyPatch) -> dict[str, bytes]:
+    """The upstream fixture, with a manifest of two made-up files (one whole, one extracted)."""
+    monkeypatch.setattr(reference, "manifest", lambda path=None: SYNTHETIC)
+    return upstream
 
 
 def test_a_fetched_file_is_kept_only_when_its_sha256_matches(
-    upstream: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+    synthetic: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entry = MANIFEST[CRD]
-    good = (reference_set() / CRD).read_bytes()
-    upstream[entry.url] = good.replace(b"IPAddressPool", b"IPAddressPoo1")
-    assert reference.file(CRD) is None
-    assert "the manifest pins" in reference.unavailable_reason(CRD)
-    assert not (reference.cache_dir() / CRD).exists()
-    upstream[entry.url] = good
+    synthetic[SYNTHETIC[WIDGET].url] = CRD_TEXT.replace(b"integer", b"string")
+    assert reference.file(WIDGET) is None
+    assert "the manifest pins" in reference.unavailable_reason(WIDGET)
+    assert not (reference.cache_dir() / WIDGET).exists()
+    synthetic[SYNTHETIC[WIDGET].url] = CRD_TEXT
     monkeypatch.setattr(reference, "fetcher", reference.Fetcher())  # a later run, upstream fixed
-    path = reference.file(CRD)
-    assert path == reference.cache_dir() / CRD and path.read_bytes() == good
+    path = reference.file(WIDGET)
+    assert path == reference.cache_dir() / WIDGET and path.read_bytes() == CRD_TEXT
 
 
-def test_an_extracted_crd_is_cut_from_its_whole_upstream_file_checked_first(upstream: dict[str, bytes]) -> None:
-    entry = MANIFEST[EXTRACTED]
-    document = (reference_set() / EXTRACTED).read_bytes()
-    upstream[entry.url] = b"other: document\n---\n" + document
-    assert reference.file(EXTRACTED) is None
-    assert entry.url in reference.unavailable_reason(EXTRACTED)
+def test_an_extracted_crd_is_cut_from_its_whole_upstream_file_checked_first(
+    synthetic: dict[str, bytes], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    synthetic[SYNTHETIC[BUNDLED].url] = BUNDLE + b"# changed upstream\n"
+    assert reference.file(BUNDLED) is None
+    assert SYNTHETIC[BUNDLED].url in reference.unavailable_reason(BUNDLED)
+    synthetic[SYNTHETIC[BUNDLED].url] = BUNDLE
+    monkeypatch.setattr(reference, "fetcher", reference.Fetcher())
+    path = reference.file(BUNDLED)
+    assert path is not None and path.read_bytes() == CRD_TEXT
 
 
-def test_a_cached_file_is_used_without_the_network_and_a_corrupt_one_is_not(upstream: dict[str, bytes]) -> None:
-    target = reference.cache_dir() / CRD
+def test_a_cached_file_is_used_without_the_network_and_a_corrupt_one_is_not(synthetic: dict[str, bytes]) -> None:
+    target = reference.cache_dir() / WIDGET
     target.parent.mkdir(parents=True)
-    target.write_bytes((reference_set() / CRD).read_bytes())
-    assert reference.file(CRD) == target
-    assert upstream["calls"] == []
+    target.write_bytes(CRD_TEXT)
+    assert reference.file(WIDGET) == target
+    assert synthetic["calls"] == []
     target.write_bytes(b"tampered")
-    assert reference.file(CRD) is None
+    assert reference.file(WIDGET) is None
+
+
+def test_a_fetched_crd_validates_custom_resources(synthetic: dict[str, bytes]) -> None:
+    synthetic[SYNTHETIC[WIDGET].url] = CRD_TEXT
+    schema._crd_validator.cache_clear()
+    widget = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": {"name": "w"}, "spec": {"size": 3}}
+    assert list(schema.errors(widget, "1.34")) == []
+    assert list(schema.errors({**widget, "spec": {"size": "3"}}, "1.34")) == ["spec.size: '3' is not of type 'integer'"]
+    assert list(schema.errors({**widget, "spec": {"colour": "red"}}, "1.34"))
+    schema._crd_validator.cache_clear()
 
 
 def test_without_network_the_first_failure_stops_every_later_fetch(upstream: dict[str, bytes]) -> None:
@@ -141,6 +198,7 @@ def test_without_reference_data_the_plan_checks_built_in_kinds_and_names_the_unc
     upstream: dict[str, bytes], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     schema._crd_documents.cache_clear()
+    schema._crd_validator.cache_clear()
     code = plan.run(argparse.Namespace(stack="prod", out=tmp_path / "out", quiet=True))
     lines = capsys.readouterr().out.splitlines()
     assert code == plan.EXIT_OK
@@ -158,24 +216,42 @@ def test_without_reference_data_a_built_in_kind_is_still_refused(upstream: dict[
         list(schema.errors(custom, "1.34"))
 
 
-def test_make_reference_reports_the_reference_set_or_fills_the_cache(
-    upstream: dict[str, bytes], capsys: pytest.CaptureFixture[str]
+def test_make_reference_fills_the_cache_and_names_what_it_could_not_get(
+    synthetic: dict[str, bytes], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    found = reference_set()
-    # Every upstream file as the reference set has it; for extracted CRDs that is only the extract,
-    # not the whole upstream file the manifest pins, so those must be refused.
-    for entry in MANIFEST.values():
-        upstream[entry.url] = (found / entry.file).read_bytes()
+    synthetic[SYNTHETIC[WIDGET].url] = CRD_TEXT
+    synthetic[SYNTHETIC[BUNDLED].url] = CRD_TEXT  # not the whole upstream file the manifest pins
     assert reference.run(argparse.Namespace()) == 1
     err = capsys.readouterr().err
-    extracted = [entry.file for entry in MANIFEST.values() if entry.crd]
-    assert all(f"{file}: " in err for file in extracted)
-    plain = [entry for entry in MANIFEST.values() if entry.crd is None]
-    assert all((reference.cache_dir() / entry.file).is_file() for entry in plain)
+    assert f"{BUNDLED}: " in err and "make reference" in err and WIDGET not in err
+    assert (reference.cache_dir() / WIDGET).read_bytes() == CRD_TEXT
+    synthetic[SYNTHETIC[BUNDLED].url] = BUNDLE
+    reference.fetcher = reference.Fetcher()
+    assert reference.run(argparse.Namespace()) == 0
+    assert "2 pinned files ok" in capsys.readouterr().out
 
 
-def test_chart_values_come_through_the_same_path(upstream: dict[str, bytes]) -> None:
-    relative = "charts/metallb/values.yaml"
-    upstream[MANIFEST[relative].url] = (reference_set() / relative).read_bytes()
-    values = yaml.safe_load(reference.read_text(relative) or "")
-    assert "controller" in values
+def test_make_reference_checks_a_reference_set_against_the_manifest(
+    synthetic: dict[str, bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    found = tmp_path / "shared" / "reference"
+    for relative in SYNTHETIC:
+        (found / relative).parent.mkdir(parents=True, exist_ok=True)
+        (found / relative).write_bytes(CRD_TEXT)
+    monkeypatch.setattr(reference, "reference_set", lambda project_dir=None: found)
+    assert reference.run(argparse.Namespace()) == 0
+    (found / WIDGET).write_bytes(b"edited")
+    assert reference.run(argparse.Namespace()) == 1
+    assert f"{WIDGET}: the reference set's copy differs" in capsys.readouterr().err
+    assert synthetic["calls"] == []
+
+
+def test_the_extraction_rule_reproduces_the_reference_set_copy_of_every_extracted_crd() -> None:
+    """The upstream files are not here; what is: each extracted CRD, cut again out of a bundle of them."""
+    found = reference_set()
+    for url in {entry.url for entry in MANIFEST.values() if entry.crd}:
+        entries = [entry for entry in MANIFEST.values() if entry.url == url]
+        documents = [(found / entry.file).read_bytes() for entry in entries]
+        bundle = b"---\n".join([b"# a generated file\nkind: ConfigMap\n", *documents, b""])
+        for entry, document in zip(entries, documents, strict=True):
+            assert reference.extract_crd(bundle, entry.crd or "") == document
