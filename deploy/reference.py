@@ -94,11 +94,6 @@ def cache_dir(project_dir: Optional[Path] = None) -> Path:
     return (project_dir or PROJECT_DIR) / ".scaleplane" / "reference"
 
 
-def root(project_dir: Optional[Path] = None) -> Path:
-    """Where reference files are laid out: the reference set if there is one, else the cache."""
-    return reference_set(project_dir) or cache_dir(project_dir)
-
-
 def extract_crd(source: bytes, name: str) -> bytes:
     """The document of a multi-document YAML file whose metadata.name is `name`, as its bytes."""
     documents: list[list[bytes]] = [[]]

@@ -18,15 +18,12 @@ from deploy import validate as schema
 T = TypeVar("T")
 
 
-#: Where the pinned upstream files are laid out: the reference set ($SCALEPLANE_REFERENCE_DIR, or the
-#: nearest shared/reference above the project), else the cache .scaleplane/reference. Read files
-#: through `reference_file`, which fetches what the cache lacks and skips the test when it cannot.
-REFERENCE_DIR = reference.root()
-
-
 def reference_file(*parts: str) -> Path:
-    """A pinned upstream file (`reference_file("charts", "metallb", "values.yaml")`), found or fetched;
-    the calling test is skipped, with one line saying how to get it, when there is no way to have it."""
+    """A pinned upstream file (`reference_file("charts", "metallb", "values.yaml")`): from the reference
+    set ($SCALEPLANE_REFERENCE_DIR, or the nearest shared/reference above the project), else the cache
+    .scaleplane/reference, fetched and sha256-checked if need be (deploy.reference). The calling test
+    is skipped, with one line saying how to get it, when there is no way to have it. Read every
+    upstream file through here (never a path of its own), so a clone with nothing beside it skips."""
     relative = "/".join(parts)
     path = reference.file(relative)
     if path is None:
