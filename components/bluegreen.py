@@ -478,7 +478,8 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         spec = db.load_generator
         target = f"{db.name}.{db.namespace}.svc.cluster.local"
         # MySQLLoadGenerate.sh logs in as root with the playbook's fixed password; run it as the
-        # application user with the generated password instead (MYSQL_PWD, from the Secret). Its
+        # application user with the generated password instead: the option file client-app.cnf from
+        # the Secret, mounted read-only (--defaults-extra-file right after `mysql`, as it must be). Its
         # loop doubles the Hardware table (INSERT ... SELECT * every 2 s): tens of millions of rows
         # within the 300 s, enough to fill the live colour's volume and stop mysqld. Each round
         # copies at most LOADGEN_ROWS_PER_ROUND rows instead. A script that does not read as
@@ -486,7 +487,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         script = "\n".join(
             [
                 "set -e",
-                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" '
+                'sed -e "s|-uroot -pk8sDem0|--defaults-extra-file=$CLIENT_OPTIONS|g" '
                 f'-e "s/FROM Hardware;/FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};/g" '
                 "MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh",
                 # (`! grep` would not stop a `set -e` script: bash ignores a negated status.)
@@ -517,30 +518,37 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                     "spec": {
                         "restartPolicy": "Never",
                         "automountServiceAccountToken": False,
-                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        # fsGroup: the mounted option file (0440) is readable by the generator's group.
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "fsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "sql-loadgen",
                                 "image": spec.image,
                                 "command": ["/bin/bash", "-c", script],
-                                "env": [
-                                    {"name": "DB_USER", "value": db.app_user},
-                                    {
-                                        "name": "MYSQL_PWD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {
-                                                "name": self.credentials_secret_name,
-                                                "key": APP_PASSWORD_KEY,
-                                            }
-                                        },
-                                    },
-                                ],
+                                "env": [{"name": "CLIENT_OPTIONS", "value": f"{CLIENT_DIR}/{APP_CLIENT_KEY}"}],
                                 "resources": resources(spec.resources),
                                 "securityContext": restricted_security_context(65534),
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                "volumeMounts": [
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                    {"name": "client", "mountPath": CLIENT_DIR, "readOnly": True},
+                                ],
                             }
                         ],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+                        "volumes": [
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+                            {
+                                "name": "client",
+                                "secret": {
+                                    "secretName": self.credentials_secret_name,
+                                    "defaultMode": 0o440,
+                                    "items": [{"key": APP_CLIENT_KEY, "path": APP_CLIENT_KEY}],
+                                },
+                            },
+                        ],
                     },
                 },
             },

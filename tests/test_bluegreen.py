@@ -287,9 +287,12 @@ def test_load_generator_runs_the_playbook_script_bounded_with_generated_credenti
     script = container["command"][-1]
     assert "MySQLLoadGenerate.sh" in script and "timelimit -t 300" in script
     assert "percona.percona.svc.cluster.local" in script
-    assert "k8sDem0" not in script.replace("-pk8sDem0/", "").replace("grep -q k8sDem0", "")
-    env = {e["name"]: e for e in container["env"]}
-    assert env["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "app-password"
+    assert "k8sDem0" not in script.replace("-pk8sDem0|", "").replace("grep -q k8sDem0", "")
+    assert container["env"] == [{"name": "CLIENT_OPTIONS", "value": "/etc/scaleplane/client/client-app.cnf"}]
+    assert "MYSQL_PWD" not in json.dumps(job)
+    client = {v["name"]: v for v in pod["volumes"]}["client"]["secret"]
+    assert client["items"] == [{"key": "client-app.cnf", "path": "client-app.cnf"}] and client["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == 65534
     assert container["resources"]["requests"]["cpu"] == "100m"
     assert pod["restartPolicy"] == "Never"
 
@@ -308,7 +311,7 @@ def _prepare(script: str, playbook_script: str, tmp_path: Path) -> subprocess.Co
     return subprocess.run(
         ["bash", "-c", preparation],
         cwd=tmp_path,
-        env={"DB_USER": "app", "PATH": "/usr/bin:/bin"},
+        env={"CLIENT_OPTIONS": "/etc/scaleplane/client/client-app.cnf", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=False,
@@ -320,7 +323,10 @@ def test_load_generator_logs_in_as_the_app_user_and_copies_bounded_rounds(tmp_pa
     script = one(plan(database), "Job").inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert _prepare(script, PLAYBOOK_LIKE_SCRIPT, tmp_path).returncode == 0
     rewritten = (tmp_path / "tmp" / "MySQLLoadGenerate.sh").read_text()
-    assert "k8sDem0" not in rewritten and "mysql --user=app -h $pod_ip" in rewritten
+    assert (
+        "k8sDem0" not in rewritten
+        and "mysql --defaults-extra-file=/etc/scaleplane/client/client-app.cnf -h $pod_ip" in rewritten
+    )
     # The doubling INSERT ... SELECT copies a bounded round instead (the volume never fills).
     assert "INSERT INTO Hardware select * FROM Hardware LIMIT 1000;" in rewritten
     # A script that no longer reads as expected stops the Job instead of running unmodified.

@@ -5,6 +5,9 @@
 - An `up` whose preview would delete or replace a stateful or protected resource needs
   --allow-data-loss; the engine itself refuses to delete or replace a protected one (no flag
   overrides `protect`), and that refusal is reported as the same guard.
+- An `up` of a stack file whose blue/green database is not what the stack has deployed (another
+  live colour, a running colour missing): only `python -m deploy bluegreen` moves those, after its
+  verification (`database_state_refusal`; no flag overrides it).
 
 `step_risk` and `protect_refusal` read a risk out of one engine event; `events.EventTally` collects
 them while a preview streams.
