@@ -25,7 +25,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 import settings as settings_module
-from deploy import mockrun, reference
+from deploy import diagram, mockrun, reference
 from deploy import validate as schema
 from deploy.project import PROJECT_DIR, STACKS, StackConfigError, stack_config
 
@@ -142,6 +142,7 @@ def write_outputs(report: PlanReport, out: Path) -> None:
         ],
     }
     (out / "resources.json").write_text(json.dumps(document, indent=2, default=str))
+    (out / "diagram.md").write_text(diagram.markdown(report.result))
 
 
 def print_tree(result: mockrun.PlanResult, stream: TextIO) -> None:
