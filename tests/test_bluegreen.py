@@ -549,5 +549,5 @@ def test_the_namespace_denies_by_default_and_opens_3306_only_to_its_clients() ->
         (dns, mysql) = policies[f"percona-{who}-egress"]["egress"]
         assert mysql["ports"] == [{"protocol": "TCP", "port": 3306}]
         assert mysql["to"] == [{"podSelector": {"matchLabels": servers["podSelector"]["matchLabels"]}}]
-    namespace = one(result, "Namespace").inputs["metadata"]["labels"]
+    namespace = one(result, "Namespace", "percona").inputs["metadata"]["labels"]
     assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"
