@@ -63,7 +63,7 @@ def test_stack_urls_come_from_the_balancers_address(updates: dict[str, mockrun.P
     outputs = updates[stack].outputs
     assert outputs["minioUrl"] == f"http://{ADDRESS}:9000"
     if "linkerdDashboardUrl" in EXPORTED[stack]:
-        assert outputs["linkerdDashboardUrl"] == f"http://{ADDRESS}:80"
+        assert outputs["linkerdDashboardUrl"] == f"https://{ADDRESS}:443"  # HTTPS only
         assert outputs["emojivotoUrl"] == f"http://{ADDRESS}:80"
         assert "linkerdDashboardPassword" in updates[stack].secret_outputs
     else:
@@ -146,3 +146,57 @@ def test_nlb_services_wait_for_the_aws_load_balancer_controller(
     assert exposed
     for service in exposed:
         assert controller.urn in service.dependencies, f"{service.name}: the controller's webhook fails closed"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_meshes_run_zero_trust_for_the_applications(previews: dict[str, mockrun.PlanResult], stack: str) -> None:
+    plan = previews[stack]
+    namespaces = {
+        r.inputs["metadata"]["name"]: r.inputs["metadata"]
+        for r in plan.resources
+        if r.inputs.get("kind") == "Namespace"
+    }
+    custom = [
+        r.inputs for r in plan.resources if r.type.startswith("kubernetes:") and "/" in r.inputs.get("apiVersion", "")
+    ]
+    if plan.outputs["mesh"] == "istio":
+        strict = [c for c in custom if c["kind"] == "PeerAuthentication" and c["metadata"]["name"] == "default"]
+        assert [(c["metadata"]["namespace"], c["spec"]) for c in strict] == [
+            ("istio-system", {"mtls": {"mode": "STRICT"}})
+        ]
+        policies = {
+            (c["metadata"]["namespace"], c["metadata"]["name"]) for c in custom if c["kind"] == "AuthorizationPolicy"
+        }
+        expected = "policy.istio"
+    else:
+        for app in ("todo", "minio"):
+            annotations = namespaces[app].get("annotations", {})
+            assert annotations["config.linkerd.io/default-inbound-policy"] == "all-authenticated", app
+        policies = {
+            (c["metadata"]["namespace"], c["spec"]["targetRef"]["name"])
+            for c in custom
+            if c["kind"] == "AuthorizationPolicy"
+        }
+        expected = "policy.linkerd"
+    assert {("todo", "todo-web"), ("todo", "mongodb"), ("minio", "minio-api")} <= policies, expected
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_load_test_would_run_meshed_with_a_native_sidecar(stack: str) -> None:
+    config = dict(stack_config(stack))
+    config["scaleplane:loadTest"] = json.dumps({"enabled": True})
+    plan = mockrun.run(
+        stack,
+        config,
+        lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__pulumi_main__"),
+        preview=True,
+    )
+    job = next(r for r in plan.resources if r.type == "kubernetes:batch/v1:Job")
+    annotations = job.inputs["spec"]["template"]["metadata"]["annotations"]
+    key = (
+        "sidecar.istio.io/nativeSidecar"
+        if plan.outputs["mesh"] == "istio"
+        else "config.linkerd.io/proxy-enable-native-sidecar"
+    )
+    assert annotations[key] == "true"
+    assert job.inputs["metadata"]["namespace"] == "todo"  # a meshed namespace: its clients are todo's

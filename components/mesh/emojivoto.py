@@ -11,11 +11,15 @@ import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer
 from components.kube import app_labels, child_opts, namespace, restricted_security_context
+from components.mesh.flows import Flow
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
 PROM_PORT = 8801
 WEB_PORT = 8080
+#: Every emojivoto pod meets the restricted Pod Security level (non-root, no capabilities,
+#: seccomp RuntimeDefault at the pod level, which covers an injected proxy too).
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
 def _labels(app: str) -> dict[str, str]:
@@ -40,9 +44,14 @@ class Emojivoto(pulumi.ComponentResource):
     Same shape as Linkerd's emojivoto.yml (Deployments emoji, voting, web, vote-bot; Services
     emoji-svc, voting-svc, web-svc), with CPU requests and probes added so the policy pack
     admits it; web-svc is a LoadBalancer from the stack's balancer and `url` is its address.
+    No pod calls the Kubernetes API, so none mounts a service-account token. `flows` says who
+    calls what (the mesh enforces it): web from outside the mesh and from vote-bot, emoji and
+    voting from web.
     """
 
     url: pulumi.Output[Optional[str]]
+    flows: list[Flow]
+    namespace: k8s.core.v1.Namespace
 
     def __init__(
         self,
@@ -62,9 +71,10 @@ class Emojivoto(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
-            labels=args.namespace_labels,
+            labels={**RESTRICTED, **args.namespace_labels},
             annotations=args.namespace_annotations,
         )
+        self.namespace = ns
         after = [ns, *args.depends_on]
         ns_name = args.namespace
         image = f"{IMAGE_REPOSITORY}/emojivoto-{{}}:{args.version}"
@@ -159,6 +169,13 @@ class Emojivoto(pulumi.ComponentResource):
         )
         self.web_service = exposed.service
         self.url = exposed.url
+        # Every client is in this namespace (vote-bot -> web -> emoji, voting); web is also the
+        # balancer's target, whose clients are outside the mesh.
+        self.flows = [
+            Flow("web-svc", ns_name, {"app": "web-svc"}, WEB_PORT, clients=[ns_name], from_outside=True),
+            Flow("emoji-svc", ns_name, {"app": "emoji-svc"}, GRPC_PORT, clients=[ns_name], protocol="gRPC"),
+            Flow("voting-svc", ns_name, {"app": "voting-svc"}, GRPC_PORT, clients=[ns_name], protocol="gRPC"),
+        ]
         self.register_outputs({"url": self.url})
 
     def _deployment(
@@ -173,6 +190,8 @@ class Emojivoto(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{self._name}-{app}-account",
             metadata={"name": app, "namespace": ns_name},
+            # A mesh identity only: the proxies use their own projected tokens.
+            automount_service_account_token=False,
             opts=child_opts(self, self._provider, depends_on=depends_on),
         )
         return k8s.apps.v1.Deployment(
@@ -186,6 +205,9 @@ class Emojivoto(pulumi.ComponentResource):
                     # The Go services need no privileges and listen above 1024: run them restricted.
                     "spec": {
                         "serviceAccountName": app,
+                        "automountServiceAccountToken": False,
+                        # Pod-level too, so containers the mesh injects run under it.
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{**container, "securityContext": restricted_security_context()}],
                     },
                 },
