@@ -95,7 +95,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             db.namespace,
             self,
             provider,
-            labels={"pod-security.kubernetes.io/enforce": "restricted"},
+            pod_security="restricted",
             holds_volumes=True,
         )
         namespace = self.namespace.metadata.apply(lambda m: m["name"])

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Optional
+from typing import Any, Literal, Optional, get_args
 
 import pulumi
 import pulumi_kubernetes as k8s
 
+from settings.placement import Placement
 from settings.workloads import Resources
 
-if TYPE_CHECKING:  # components.placement imports settings, which imports this module's users
-    from components.placement import Placement
-
 MANAGED_BY = {"app.kubernetes.io/managed-by": "scaleplane"}
+
+#: A Pod Security Standard level (https://kubernetes.io/docs/concepts/security/pod-security-standards/).
+PodSecurityLevel = Literal["privileged", "baseline", "restricted"]
+POD_SECURITY_LEVELS: tuple[str, ...] = get_args(PodSecurityLevel)
+POD_SECURITY_PREFIX = "pod-security.kubernetes.io/"
+
+
+def pod_security_labels(level: PodSecurityLevel) -> dict[str, str]:
+    """The Pod Security admission labels of a namespace: enforce, audit and warn, all at `level`."""
+    if level not in POD_SECURITY_LEVELS:
+        raise ValueError(f"Pod Security level must be one of {', '.join(POD_SECURITY_LEVELS)}, not {level!r}")
+    return {f"{POD_SECURITY_PREFIX}{mode}": level for mode in ("enforce", "audit", "warn")}
 
 
 def app_labels(app: str, component: Optional[str] = None, **extra: str) -> dict[str, str]:
@@ -63,18 +73,28 @@ def namespace(
     parent: pulumi.Resource,
     provider: pulumi.ProviderResource,
     *,
+    pod_security: PodSecurityLevel,
     labels: Optional[Mapping[str, str]] = None,
     annotations: Optional[Mapping[str, str]] = None,
     holds_volumes: bool = False,
 ) -> k8s.core.v1.Namespace:
-    """A namespace of ours. One that `holds_volumes` is retained on delete: deleting a namespace
-    deletes the volume claims in it, so `pulumi destroy` leaves it (and the data) in the cluster
-    until someone deletes it on purpose."""
+    """A namespace of ours, enforcing (and auditing and warning at) the Pod Security level
+    `pod_security`: required, so no namespace is created without one. Say why beside any call
+    that needs `privileged`. `labels` must not carry Pod Security labels of their own.
+
+    One that `holds_volumes` is retained on delete: deleting a namespace deletes the volume
+    claims in it, so `pulumi destroy` leaves it (and the data) in the cluster until someone
+    deletes it on purpose."""
+    clashing = sorted(key for key in labels or {} if key.startswith(POD_SECURITY_PREFIX))
+    if clashing:
+        raise ValueError(
+            f"namespace {namespace_name!r}: labels {', '.join(clashing)} are set by pod_security=, not by labels"
+        )
     return k8s.core.v1.Namespace(
         name,
         metadata={
             "name": namespace_name,
-            "labels": {**MANAGED_BY, **(labels or {})},
+            "labels": {**MANAGED_BY, **(labels or {}), **pod_security_labels(pod_security)},
             "annotations": dict(annotations or {}),
         },
         opts=child_opts(parent, provider, retain_on_delete=holds_volumes),

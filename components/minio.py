@@ -11,8 +11,16 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.autoscaling import pod_disruption_budget
-from components.kube import app_labels, child_opts, priority_class, resources, restricted_security_context
+from components.kube import (
+    PodSecurityLevel,
+    app_labels,
+    child_opts,
+    priority_class,
+    resources,
+    restricted_security_context,
+)
 from components.kube import namespace as kube_namespace
+from components.placement import pod_spec_fields
 from settings.workloads import MinioSettings
 
 APP = "minio"  # recipe 3's minio-service selects app=minio
@@ -29,6 +37,9 @@ class MinioArgs:
     environment: str
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+    #: The namespace's Pod Security level: restricted, unless an injected mesh proxy needs less
+    #: (the mesh's app_pod_security).
+    pod_security: PodSecurityLevel = "restricted"
 
 
 def server_args(replicas: int, namespace: str) -> list[str]:
@@ -77,6 +88,7 @@ class Minio(pulumi.ComponentResource):
             minio.namespace,
             self,
             provider,
+            pod_security=args.pod_security,
             labels={**app_labels(APP, "namespace", environment=args.environment), **args.namespace_labels},
             annotations=args.namespace_annotations,
             holds_volumes=True,
@@ -166,7 +178,7 @@ class Minio(pulumi.ComponentResource):
                 }
             ],
             "volumes": [{"name": "tmp", "emptyDir": {}}],
-            **minio.placement.pod_spec_fields(),
+            **pod_spec_fields(minio.placement),
         }
         statefulset = k8s.apps.v1.StatefulSet(
             f"{name}-statefulset",

@@ -13,6 +13,7 @@ import pulumi_random as random
 from components.autoscaling import Autoscaler, AutoscalerArgs, pod_disruption_budget
 from components.balancer import Balancer
 from components.kube import (
+    PodSecurityLevel,
     app_labels,
     child_opts,
     priority_class,
@@ -20,6 +21,7 @@ from components.kube import (
     restricted_security_context,
 )
 from components.kube import namespace as kube_namespace
+from components.placement import pod_spec_fields
 from settings.workloads import TodoSettings
 
 MONGODB_APP = "mongodb"  # todo-prod's pod affinity selects app=mongodb: keep this label stable
@@ -38,6 +40,9 @@ class TodoAppArgs:
     #: Labels/annotations for the app namespace (e.g. a mesh's injection switch).
     namespace_labels: Mapping[str, str] = field(default_factory=dict)
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+    #: The namespace's Pod Security level: restricted, unless an injected mesh proxy needs less
+    #: (the mesh's app_pod_security).
+    pod_security: PodSecurityLevel = "restricted"
     #: The stack's balancer, which exposes the web Service (its annotations, class and readiness).
     balancer: Balancer = field(default_factory=Balancer.cloud)
     #: The namespace's pods get a mesh proxy injected: the HPA then measures the web container alone.
@@ -102,6 +107,7 @@ class TodoApp(pulumi.ComponentResource):
             todo.namespace,
             self,
             provider,
+            pod_security=args.pod_security,
             labels={**app_labels(todo.name, "namespace", environment=args.environment), **args.namespace_labels},
             annotations=args.namespace_annotations,
             holds_volumes=True,
@@ -195,7 +201,7 @@ class TodoApp(pulumi.ComponentResource):
             ],
             # On the app's nodes: its volume then lies in a zone where the web pods, which must
             # share MongoDB's zone (todo-prod's pod affinity), can run.
-            **todo.placement.nodes_only().pod_spec_fields(),
+            **pod_spec_fields(todo.placement.nodes_only()),
         }
         claim_spec: dict[str, Any] = {
             "accessModes": ["ReadWriteOnce"],
@@ -261,7 +267,7 @@ class TodoApp(pulumi.ComponentResource):
                     "securityContext": _web_security_context(todo.run_as_non_root),
                 }
             ],
-            **todo.placement.pod_spec_fields(),
+            **pod_spec_fields(todo.placement),
         }
         web_opts = child_opts(
             self,

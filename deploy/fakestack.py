@@ -11,7 +11,7 @@ keyword arguments the real method does not take are rejected, so a driver cannot
 `auto.Stack` would not accept.
 
     stack = FakeStack("dev", plan=[Step("create", "kubernetes:apps/v1:Deployment", "todo")])
-    automation.stack_factory = stack.factory
+    deploy.automation.workspace.stack_factory = stack.factory
 """
 
 from __future__ import annotations

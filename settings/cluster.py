@@ -12,8 +12,8 @@ from typing import Annotated, Literal, Optional, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from components.placement import LabelKey, LabelValue
 from settings.base import settings
+from settings.placement import LabelKey, LabelValue
 
 ClusterKind = Literal["existing", "eks", "kops"]
 

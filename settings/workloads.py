@@ -6,8 +6,8 @@ from typing import Annotated, Optional, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from components.placement import Placement
 from settings.base import ChartVersion, DnsLabel, check_replica_range, settings
+from settings.placement import Placement
 
 Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Replicas = Annotated[int, Field(ge=0, le=1000)]

@@ -15,6 +15,7 @@ import pytest
 from pulumi import automation as auto
 
 from deploy import automation, cli, project
+from deploy.automation import workspace
 from deploy.fakestack import FakeStack, Finding, Step
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
@@ -39,7 +40,7 @@ def copy_project(target: Path) -> Path:
 @pytest.fixture
 def project_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     directory = copy_project(tmp_path / "project")
-    monkeypatch.setattr(automation, "PROJECT_DIR", directory)
+    monkeypatch.setattr(workspace, "PROJECT_DIR", directory)
     monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "correct horse battery staple")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
     monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
@@ -51,7 +52,7 @@ def use(monkeypatch: pytest.MonkeyPatch, project_dir: Path):
     """Make `stack` the one the driver opens."""
 
     def install(stack: FakeStack) -> FakeStack:
-        monkeypatch.setattr(automation, "stack_factory", stack.factory)
+        monkeypatch.setattr(workspace, "stack_factory", stack.factory)
         return stack
 
     return install

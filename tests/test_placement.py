@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import ast
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
 import settings
-from components.placement import NodeRequirement, Placement
-from deploy.project import stack_config
+from components.placement import affinity, node_requirement, pod_spec_fields
+from deploy.project import PROJECT_DIR, stack_config
 from settings.base import parse
+from settings.placement import NodeRequirement, Placement
 
 
 def test_prod_carries_todo_prods_four_rules_exactly() -> None:
     placement = settings.from_config(stack_config("prod")).todo.placement
-    assert placement.affinity() == {
+    assert affinity(placement) == {
         "nodeAffinity": {
             # a) MUST run on nodes labelled environment=production
             "requiredDuringSchedulingIgnoredDuringExecution": {
@@ -58,19 +61,19 @@ def test_prod_carries_todo_prods_four_rules_exactly() -> None:
             ]
         },
     }
-    assert "nodeSelector" not in placement.pod_spec_fields()
+    assert "nodeSelector" not in pod_spec_fields(placement)
 
 
 @pytest.mark.parametrize("stack", ["local", "dev"])
 def test_todo_dev_runs_on_development_nodes(stack: str) -> None:
     config = settings.from_config(stack_config(stack))
     assert config.todo.name == "todo-dev"
-    assert config.todo.placement.pod_spec_fields() == {"nodeSelector": {"environment": "development"}}
+    assert pod_spec_fields(config.todo.placement) == {"nodeSelector": {"environment": "development"}}
 
 
 def test_empty_placement_sets_nothing() -> None:
-    assert Placement().pod_spec_fields() == {}
-    assert Placement().affinity() is None
+    assert pod_spec_fields(Placement()) == {}
+    assert affinity(Placement()) is None
 
 
 def test_tolerations_and_priority_render() -> None:
@@ -81,7 +84,7 @@ def test_tolerations_and_priority_render() -> None:
             "priorityClass": {"name": "todo-critical", "value": 100000},
         },
     )
-    assert placement.pod_spec_fields() == {
+    assert pod_spec_fields(placement) == {
         "tolerations": [{"operator": "Equal", "key": "dedicated", "value": "db", "effect": "NoSchedule"}],
         "priorityClassName": "todo-critical",
     }
@@ -103,7 +106,8 @@ def test_node_requirement_accepts_exactly_what_kubernetes_accepts(operator: str,
     else:
         valid = len(values) == 1 and values[0].isdigit()
     if valid:
-        rendered = parse(NodeRequirement, {"key": "environment", "operator": operator, "values": values}).render()
+        requirement = parse(NodeRequirement, {"key": "environment", "operator": operator, "values": values})
+        rendered = node_requirement(requirement)
         assert rendered["operator"] == operator
         assert rendered.get("values", []) == values
     else:
@@ -114,3 +118,14 @@ def test_node_requirement_accepts_exactly_what_kubernetes_accepts(operator: str,
 def test_weight_out_of_range_is_refused() -> None:
     with pytest.raises(ValidationError):
         parse(Placement, {"preferredNodeAffinity": [{"weight": 101, "match": [{"key": "a", "operator": "Exists"}]}]})
+
+
+def test_settings_import_nothing_from_components() -> None:
+    """Layers point one way: components use settings' value types, never the reverse."""
+    offenders = []
+    for path in sorted((PROJECT_DIR / "settings").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            names += [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            offenders += [f"{path.name}: {name}" for name in names if name.split(".")[0] == "components"]
+    assert offenders == []

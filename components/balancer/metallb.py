@@ -9,18 +9,14 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import MANAGED_BY, child_opts, namespace
+from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from settings.traffic import address_bounds
 
 CHART_REPOSITORY = "https://metallb.github.io/metallb"
 
 #: The speaker runs with hostNetwork and NET_RAW to answer ARP/NDP for the service addresses:
 #: the namespace must admit privileged pods, whatever the cluster's default Pod Security level.
-PRIVILEGED_NAMESPACE_LABELS = {
-    "pod-security.kubernetes.io/enforce": "privileged",
-    "pod-security.kubernetes.io/audit": "privileged",
-    "pod-security.kubernetes.io/warn": "privileged",
-}
+SPEAKER_POD_SECURITY: PodSecurityLevel = "privileged"
 
 
 @dataclass(frozen=True)
@@ -67,7 +63,7 @@ class MetalLB(pulumi.ComponentResource):
                 raise ValueError(f"MetalLBArgs.addresses: {error}") from None
         super().__init__("scaleplane:balancer:MetalLB", name, None, opts)
 
-        ns = namespace(f"{name}-namespace", args.namespace, self, provider, labels=PRIVILEGED_NAMESPACE_LABELS)
+        ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security=SPEAKER_POD_SECURITY)
 
         # helm.v3.Release, not v4.Chart: MetalLB's controller rewrites objects the chart ships (it
         # fills the webhook certificate Secret and patches caBundle into the CRDs' conversion

@@ -31,9 +31,6 @@ WEBSECURE_CONTAINER_PORT = 8443
 WEBSECURE_PORT = 443
 WEBSECURE_ENTRY_POINT = "websecure"
 SERVICE_NAME = "traefik"
-#: Traefik's pods meet the restricted Pod Security level (the chart runs them as 65532 with
-#: every capability dropped, read-only, seccomp RuntimeDefault; an injected mesh proxy too).
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
 @dataclass(frozen=True)
@@ -79,7 +76,10 @@ class Traefik(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
-            labels={**RESTRICTED, **args.namespace_labels},
+            # The chart runs Traefik as uid 65532 with every capability dropped, a read-only root
+            # and seccomp RuntimeDefault, on unprivileged ports (and a meshed proxy likewise).
+            pod_security="restricted",
+            labels=args.namespace_labels,
             annotations=args.namespace_annotations,
         )
 

@@ -11,6 +11,7 @@ import pulumi
 from components import minio, todo
 from components.balancer import Balancer
 from components.ingress.traefik import TraefikArgs
+from components.kube import PodSecurityLevel
 from components.mesh.emojivoto import EmojivotoArgs
 from components.mesh.flows import Flow
 from components.mesh.istio import GatewayTls, IstioMesh, IstioMeshArgs
@@ -25,6 +26,8 @@ class NoMesh:
     """No service mesh: application namespaces need no labels and nothing to wait for."""
 
     ready: list[pulumi.Resource] = field(default_factory=list)
+    #: Application namespaces enforce restricted: nothing is injected into their pods.
+    app_pod_security: PodSecurityLevel = "restricted"
 
     @staticmethod
     def namespace_labels() -> dict[str, str]:

@@ -10,16 +10,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer
-from components.kube import app_labels, child_opts, namespace, restricted_security_context
+from components.kube import PodSecurityLevel, app_labels, child_opts, namespace, restricted_security_context
 from components.mesh.flows import Flow
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
 PROM_PORT = 8801
 WEB_PORT = 8080
-#: Every emojivoto pod meets the restricted Pod Security level (non-root, no capabilities,
-#: seccomp RuntimeDefault at the pod level, which covers an injected proxy too).
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
 def _labels(app: str) -> dict[str, str]:
@@ -36,6 +33,9 @@ class EmojivotoArgs:
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
     #: Pods are created after these (the mesh's proxy injector), so they start meshed.
     depends_on: Sequence[pulumi.Resource] = ()
+    #: The namespace's Pod Security level: every emojivoto pod meets restricted (non-root, no
+    #: capabilities, seccomp RuntimeDefault at the pod level); a mesh may ask for a laxer one.
+    pod_security: PodSecurityLevel = "restricted"
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -71,7 +71,8 @@ class Emojivoto(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
-            labels={**RESTRICTED, **args.namespace_labels},
+            pod_security=args.pod_security,
+            labels=args.namespace_labels,
             annotations=args.namespace_annotations,
         )
         self.namespace = ns

@@ -10,7 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
-from components.kube import MANAGED_BY, child_opts, namespace
+from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.flows import Flow
 
@@ -40,12 +40,6 @@ ACM_PORTS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 #: its istio-validation init container run as UID 1337 with every capability dropped, so the
 #: mesh asks no Pod Security level of the namespace (its owner picks one; restricted fits).
 INJECTION_LABELS = {"istio-injection": "enabled"}
-#: Pod Security levels of the namespaces Istio runs in. istiod and the gateway meet
-#: `restricted` (no root, capabilities dropped, seccomp RuntimeDefault from the values below);
-#: the CNI node agent mounts the host's CNI directories (hostPath) and adds NET_ADMIN,
-#: SYS_ADMIN and SYS_PTRACE to rewrite pods' iptables, which only `privileged` admits.
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
-PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
 SECCOMP_DEFAULT = {"type": "RuntimeDefault"}
 #: Resources of the pods the charts run (requests for the scheduler and the HPA; memory capped).
 ISTIOD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
@@ -109,6 +103,9 @@ class IstioMesh(pulumi.ComponentResource):
     ingress_https_port: pulumi.Output[int]
     #: Application pods must be created after these, or they start without a sidecar.
     ready: list[pulumi.Resource]
+    #: The Pod Security level a meshed application namespace needs: with the CNI plugin, the
+    #: injected istio-validation and istio-proxy containers meet restricted (see INJECTION_LABELS).
+    app_pod_security: PodSecurityLevel = "restricted"
 
     def __init__(
         self,
@@ -125,9 +122,16 @@ class IstioMesh(pulumi.ComponentResource):
         self._args = args
         repository = {"repo": CHART_REPOSITORY}
 
-        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider, labels=RESTRICTED)
-        gateway_ns = namespace(f"{name}-gateway-namespace", args.gateway_namespace, self, provider, labels=RESTRICTED)
-        cni_ns = namespace(f"{name}-cni-namespace", args.cni_namespace, self, provider, labels=PRIVILEGED)
+        # istiod and the gateway run non-root with every capability dropped and seccomp
+        # RuntimeDefault (the values below), the gateway binding low ports through the safe sysctl
+        # net.ipv4.ip_unprivileged_port_start: restricted admits both. The CNI agent mounts the
+        # node's CNI directories (hostPath) and adds NET_ADMIN, SYS_ADMIN, SYS_PTRACE to rewrite
+        # pods' iptables: only privileged admits it, so it gets a namespace of its own.
+        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="restricted")
+        gateway_ns = namespace(
+            f"{name}-gateway-namespace", args.gateway_namespace, self, provider, pod_security="restricted"
+        )
+        cni_ns = namespace(f"{name}-cni-namespace", args.cni_namespace, self, provider, pod_security="privileged")
 
         # The CRDs as plain Pulumi resources from the release's own CRD file (the one the base
         # chart templates): the chart marks them helm.sh/resource-policy: keep, so `helm

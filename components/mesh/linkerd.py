@@ -15,20 +15,13 @@ import pulumi_tls as tls
 from components.balancer import Balancer
 from components.ingress.traefik import SELECTOR as TRAEFIK_SELECTOR
 from components.ingress.traefik import WEB_CONTAINER_PORT, WEBSECURE_CONTAINER_PORT, Traefik, TraefikArgs
-from components.kube import MANAGED_BY, child_opts, namespace
+from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 from components.mesh.flows import EVERY_NETWORK, Flow
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
 POLICY_GROUP = "policy.linkerd.io"
-#: Pod Security levels. The linkerd-cni node agent writes the host's CNI directories (hostPath
-#: volumes), which only `privileged` admits. Everything else meets `restricted`: with the CNI
-#: plugin there is no proxy-init (NET_ADMIN, NET_RAW), the control plane and viz run non-root
-#: with every capability dropped and seccomp RuntimeDefault, and the injected proxy is given
-#: the same (PROXY_SECURITY_CONTEXT).
-PRIVILEGED = {"pod-security.kubernetes.io/enforce": "privileged"}
-RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 #: Meshed namespaces: injection is switched on by an ANNOTATION (Istio uses a label), and a
 #: proxy without a Server for a port accepts only mTLS-authenticated meshed clients (the default
 #: "all-unauthenticated" would let any plaintext client in). Kubelet probes still pass: the
@@ -126,6 +119,8 @@ class LinkerdMesh(pulumi.ComponentResource):
     dashboard_user: pulumi.Output[str]
     dashboard_password: pulumi.Output[str]
     trust_anchor_pem: pulumi.Output[str]
+    #: The Pod Security level a meshed application namespace needs: with linkerd-cni, restricted.
+    app_pod_security: PodSecurityLevel = "restricted"
     emojivoto_url: Optional[pulumi.Output[Optional[str]]]
     #: Application pods must be created after these, or they start without a proxy.
     ready: list[pulumi.Resource]
@@ -151,13 +146,13 @@ class LinkerdMesh(pulumi.ComponentResource):
             args.namespace,
             self,
             provider,
+            pod_security="restricted",
             # What `linkerd install` puts on its namespace: the injector skips it, and the
             # extensions find the control plane by these labels.
             labels={
                 "linkerd.io/is-control-plane": "true",
                 "config.linkerd.io/admission-webhooks": "disabled",
                 "linkerd.io/control-plane-ns": args.namespace,
-                **RESTRICTED,
             },
         )
         cni_ns = namespace(
@@ -165,11 +160,16 @@ class LinkerdMesh(pulumi.ComponentResource):
             args.cni_namespace,
             self,
             provider,
+            # The node agent writes the host's CNI directories (hostPath volumes): only privileged
+            # admits that, so it runs alone here. Every other Linkerd namespace is restricted: with
+            # the plugin there is no proxy-init (NET_ADMIN, NET_RAW), the control plane and viz run
+            # non-root with every capability dropped and seccomp RuntimeDefault, and the injected
+            # proxy gets the same (PROXY_SECURITY_CONTEXT).
+            pod_security="privileged",
             # What the chart's CLI install puts there: no injection, the CNI resource label.
             labels={
                 "linkerd.io/cni-resource": "true",
                 "config.linkerd.io/admission-webhooks": "disabled",
-                **PRIVILEGED,
             },
         )
 
@@ -275,9 +275,10 @@ class LinkerdMesh(pulumi.ComponentResource):
             args.viz_namespace,
             self,
             provider,
+            pod_security="restricted",
             # The metadata the chart's post-install Job would patch in, owned here instead, so the
             # namespace is a plain Pulumi resource and no hook Job runs.
-            labels={"linkerd.io/extension": "viz", **RESTRICTED},
+            labels={"linkerd.io/extension": "viz"},
             annotations={**INJECT_ANNOTATIONS, "config.linkerd.io/proxy-await": "enabled"},
         )
         self.ready = [self.control_plane]
@@ -380,6 +381,7 @@ class LinkerdMesh(pulumi.ComponentResource):
                     version=args.emojivoto.version,
                     namespace_labels=self.namespace_labels(),
                     namespace_annotations=self.namespace_annotations(),
+                    pod_security=self.app_pod_security,
                     depends_on=self.ready,
                 ),
                 provider,
