@@ -405,3 +405,34 @@ def test_a_secret_of_the_users_is_served_by_the_gateway() -> None:
     assert not [r for r in plan.resources if r.type.startswith("tls:")]
     annotations = named(plan, "mesh-gateway-service").inputs["metadata"]["annotations"]
     assert "service.beta.kubernetes.io/aws-load-balancer-ssl-cert" not in annotations
+
+
+# --- network policies ------------------------------------------------------------------------------
+
+
+def network_policies(plan: mockrun.PlanResult) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+        for r in plan.resources
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    }
+
+
+def ingress_ports(spec: dict[str, Any]) -> set[int]:
+    return {int(port["port"]) for rule in spec["ingress"] for port in rule["ports"]}
+
+
+def test_istio_namespaces_deny_ingress_but_the_control_planes_flows(plan: mockrun.PlanResult) -> None:
+    policies = network_policies(plan)
+    for namespace in ("istio-system", "istio-ingress", "istio-cni"):
+        assert policies[(namespace, "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    istiod = policies[("istio-system", "istiod")]
+    assert istiod["podSelector"] == {"matchLabels": {"app": "istiod"}}
+    assert ingress_ports(istiod) == {15012, 15017}  # xDS over TLS, the webhooks (Service 443 -> 15017)
+    # The API server calling the webhook is outside the pod network: a rule without `from`.
+    assert all("from" not in rule for rule in istiod["ingress"])
+    gateway = policies[("istio-ingress", "istio-ingressgateway")]
+    assert ingress_ports(gateway) == {80, 443, 15021}
+    for resource in plan.resources:
+        if resource.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            assert object_errors(resource) == [], resource.name

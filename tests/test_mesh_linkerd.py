@@ -506,3 +506,69 @@ def test_emojivoto_pods_mount_no_token_and_run_restricted(plan: mockrun.PlanResu
         assert container["capabilities"] == {"drop": ["ALL"]} and container["allowPrivilegeEscalation"] is False
     for account in [r for r in plan.resources if r.type == "kubernetes:core/v1:ServiceAccount"]:
         assert account.inputs["automountServiceAccountToken"] is False, account.name
+
+
+# --- network policies ------------------------------------------------------------------------------
+
+
+def network_policies(plan: mockrun.PlanResult) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+        for r in plan.resources
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    }
+
+
+def ports_from(spec: dict[str, Any]) -> dict[int, Any]:
+    return {int(port["port"]): rule.get("from") for rule in spec["ingress"] for port in rule["ports"]}
+
+
+def test_every_linkerd_namespace_denies_ingress_by_default(plan: mockrun.PlanResult) -> None:
+    names = [
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"])
+        for r in plan.resources
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    ]
+    assert len(names) == len(set(names)), "two NetworkPolicies share a name"
+    policies = network_policies(plan)
+    for namespace in ("linkerd", "linkerd-viz", "linkerd-cni", "traefik", "emojivoto"):
+        assert policies[(namespace, "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for resource in plan.resources:
+        if resource.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            assert object_errors(resource) == [], resource.name
+
+
+def test_control_plane_ports_are_open_to_proxies_and_the_api_server(plan: mockrun.PlanResult) -> None:
+    policies = network_policies(plan)
+    destination = ports_from(policies[("linkerd", "destination")])
+    # destination 8086, policy 8090, the sp-validator (8443) and policy-validator (9443) webhooks,
+    # all from any source: proxies everywhere, the API server outside the pod network.
+    assert destination == {8086: None, 8090: None, 8443: None, 9443: None}
+    assert ports_from(policies[("linkerd", "identity")]) == {8080: None}
+    assert ports_from(policies[("linkerd", "proxy-injector")]) == {8443: None}
+    assert ports_from(policies[("linkerd-viz", "tap")]) == {8089: None}  # the APIService
+    assert ports_from(policies[("linkerd-viz", "tap-injector")]) == {8443: None}
+
+
+def test_admin_ports_and_the_dashboard_have_their_one_client(plan: mockrun.PlanResult) -> None:
+    policies = network_policies(plan)
+    prometheus = [
+        {
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "linkerd-viz"}},
+            "podSelector": {"matchLabels": {"component": "prometheus"}},
+        }
+    ]
+    scrape = policies[("linkerd", "destination-scrape")]
+    assert set(ports_from(scrape)) == {4191, 9990, 9996, 9997} and all(
+        source == prometheus for source in ports_from(scrape).values()
+    )
+    assert set(ports_from(policies[("linkerd", "proxy-injector-scrape")])) == {4191, 9995}
+    assert set(ports_from(policies[("traefik", "scrape")])) == {4191}
+    assert set(ports_from(policies[("emojivoto", "scrape")])) == {4191}
+    dashboard = ports_from(policies[("linkerd-viz", "web-from-traefik")])
+    assert dashboard == {8084: [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "traefik"}}}]}
+    assert ports_from(policies[("traefik", "traefik")]) == {8443: None, 8000: None}
+    assert ports_from(policies[("emojivoto", "emoji-svc")]) == {
+        8080: [{"podSelector": {"matchLabels": {"app": "web-svc"}}}]
+    }
+    assert ports_from(policies[("emojivoto", "web-svc")]) == {8080: None}

@@ -58,6 +58,7 @@ class Traefik(pulumi.ComponentResource):
     url: pulumi.Output[Optional[str]]
     host: pulumi.Output[Optional[str]]
     ready: list[pulumi.Resource]
+    namespace: k8s.core.v1.Namespace
     ingress_class: str = INGRESS_CLASS
 
     def __init__(
@@ -113,6 +114,7 @@ class Traefik(pulumi.ComponentResource):
             provider=provider,
             depends_on=[self.chart],
         )
+        self.namespace = ns
         self.service = exposed.service
         self.url = exposed.url
         self.host = exposed.host

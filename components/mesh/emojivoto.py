@@ -12,6 +12,7 @@ import pulumi_kubernetes as k8s
 from components.balancer import Balancer
 from components.kube import PodSecurityLevel, app_labels, child_opts, namespace, restricted_security_context
 from components.mesh.flows import Flow
+from components.network import Peer, allow_ingress, deny_ingress
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
@@ -172,6 +173,32 @@ class Emojivoto(pulumi.ComponentResource):
         self.url = exposed.url
         # Every client is in this namespace (vote-bot -> web -> emoji, voting); web is also the
         # balancer's target, whose clients are outside the mesh.
+        # The same flows for the network: web from any source (the balancer), emoji and voting
+        # only from web's pods; nothing else reaches emojivoto's pods (the mesh adds its own).
+        deny_ingress(f"{name}-deny-ingress", ns_name, self, provider, depends_on=[ns])
+        allow_ingress(
+            f"{name}-web-ingress",
+            ns_name,
+            policy_name="web-svc",
+            pods={"app": "web-svc"},
+            sources=[Peer.anywhere()],
+            ports=[WEB_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[ns],
+        )
+        for service in ("emoji-svc", "voting-svc"):
+            allow_ingress(
+                f"{name}-{service}-ingress",
+                ns_name,
+                policy_name=service,
+                pods={"app": service},
+                sources=[Peer.pods({"app": "web-svc"})],
+                ports=[GRPC_PORT],
+                parent=self,
+                provider=provider,
+                depends_on=[ns],
+            )
         self.flows = [
             Flow("web-svc", ns_name, {"app": "web-svc"}, WEB_PORT, clients=[ns_name], from_outside=True),
             Flow("emoji-svc", ns_name, {"app": "emoji-svc"}, GRPC_PORT, clients=[ns_name], protocol="gRPC"),

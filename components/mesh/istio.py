@@ -13,6 +13,7 @@ from components.balancer import Balancer, Port
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.flows import Flow
+from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -32,6 +33,15 @@ HTTPS_PORT = 443
 TLS_TERMINATED_PORT = 8443
 #: The kubernetes.io/tls Secret the gateway serves HTTPS with when the program generates it.
 GENERATED_CREDENTIAL = "istio-ingressgateway-tls"
+#: istiod's pods, and the ports others open to them: 15012 (xDS and certificates over TLS, for
+#: every proxy in the cluster) and 15017 (the injection and validation webhooks, for the API
+#: server; its Service's 443 targets it). 15010 (plaintext xDS) and 15014 (metrics) stay closed:
+#: no proxy here uses plaintext xDS and nothing scrapes istiod.
+ISTIOD_SELECTOR = {"app": "istiod"}
+XDS_TLS_PORT = 15012
+WEBHOOK_PORT = 15017
+#: The gateway's health port (the NLB's target health checks).
+GATEWAY_STATUS_PORT = 15021
 ACM_CERT_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
 ACM_PORTS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 
@@ -260,6 +270,7 @@ class IstioMesh(pulumi.ComponentResource):
             },
             [*mesh_wide, gateway_ns],
         )
+        self._network_policies(name, args, listener_ports, system_ns, gateway_ns, cni_ns)
         self.ingress_http_port = pulumi.Output.from_input(HTTP_PORT)
         self.ingress_https_port = pulumi.Output.from_input(HTTPS_PORT)
         self.ready = [self.istiod, self.cni]
@@ -291,6 +302,47 @@ class IstioMesh(pulumi.ComponentResource):
             raise ValueError(
                 f"IstioMeshArgs.gateway_tls.certificate_arn needs the aws-nlb balancer (this one is {balancer.kind})"
             )
+
+    def _network_policies(
+        self,
+        name: str,
+        args: IstioMeshArgs,
+        listener_ports: Sequence[int],
+        system_ns: k8s.core.v1.Namespace,
+        gateway_ns: k8s.core.v1.Namespace,
+        cni_ns: k8s.core.v1.Namespace,
+    ) -> None:
+        """Default-deny ingress in Istio's namespaces, then exactly the control plane's flows.
+
+        The proxies calling istiod sit in every meshed namespace and the API server calling its
+        webhook is outside the pod network, so those ports are open to any source (istiod
+        authenticates both). The gateway is the stack's entry point. The CNI agent serves nothing.
+        """
+        provider = self._provider
+        for role, ns in (("system", system_ns), ("gateway", gateway_ns), ("cni", cni_ns)):
+            deny_ingress(f"{name}-{role}-deny-ingress", ns.metadata["name"], self, provider, depends_on=[ns])
+        allow_ingress(
+            f"{name}-istiod-ingress",
+            system_ns.metadata["name"],
+            policy_name="istiod",
+            pods=ISTIOD_SELECTOR,
+            sources=[Peer.anywhere(), API_SERVER],
+            ports=[XDS_TLS_PORT, WEBHOOK_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[system_ns],
+        )
+        allow_ingress(
+            f"{name}-gateway-ingress",
+            gateway_ns.metadata["name"],
+            policy_name=GATEWAY_NAME,
+            pods=GATEWAY_SELECTOR,
+            sources=[Peer.anywhere()],
+            ports=[*listener_ports, GATEWAY_STATUS_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[gateway_ns],
+        )
 
     def _custom(
         self,

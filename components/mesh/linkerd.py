@@ -19,6 +19,7 @@ from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 from components.mesh.flows import EVERY_NETWORK, Flow
+from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
 POLICY_GROUP = "policy.linkerd.io"
@@ -65,6 +66,27 @@ DASHBOARD_PORT = 8084
 #: The viz web container listens where its Service points.
 DASHBOARD_CONTAINER_PORT = 8084
 DASHBOARD_TLS_SECRET = "dashboard-tls"
+#: The proxy's admin port (metrics for viz's Prometheus).
+PROXY_ADMIN_PORT = 4191
+#: Linkerd's pods and the ports others open to them (templates at edge-26.8.3). Proxies across
+#: the cluster call destination (8086), policy (8090) and identity (8080); the API server calls
+#: the webhooks (proxy injector 8443, sp-validator 8443, policy validator 9443, tap-injector 8443)
+#: and the tap APIService (8089); viz's Prometheus scrapes the admin ports.
+CONTROL_PLANE_COMPONENT = "linkerd.io/control-plane-component"
+CONTROL_PLANE_PORTS: dict[str, tuple[list[int], list[int], list[int]]] = {
+    # component: (ports for proxies, ports for the API server, admin ports)
+    "destination": ([8086, 8090], [8443, 9443], [9990, 9996, 9997]),
+    "identity": ([8080], [], [9990]),
+    "proxy-injector": ([], [8443], [9995]),
+}
+#: viz's pods: (component, ports for the API server, admin ports).
+VIZ_PORTS: dict[str, tuple[list[int], list[int]]] = {
+    "web": ([], [9994]),
+    "metrics-api": ([], [9995]),
+    "tap": ([8089], [9998]),
+    "tap-injector": ([8443], [9995]),
+    "prometheus": ([], [9090]),
+}
 
 
 @dataclass(frozen=True)
@@ -367,6 +389,8 @@ class LinkerdMesh(pulumi.ComponentResource):
                 depends_on=traefik.ready,
             )
 
+        self._network_policies(name, args, control_ns, cni_ns, viz_ns, traefik)
+
         self.trust_anchor_pem = anchor.cert_pem
         self.dashboard_url = traefik.url
         self.dashboard_user = pulumi.Output.from_input(args.dashboard_user)
@@ -390,6 +414,14 @@ class LinkerdMesh(pulumi.ComponentResource):
             )
             for flow in demo.flows:
                 self.authorize(flow, depends_on=[demo.namespace])
+            # Its proxies' metrics, for viz's Prometheus (the demo's own flows are Emojivoto's).
+            self._allow_scraping(
+                f"{name}-emojivoto",
+                args,
+                args.emojivoto.namespace,
+                {"app.kubernetes.io/part-of": "emojivoto"},
+                demo.namespace,
+            )
             self.emojivoto_url = demo.url
 
         self.register_outputs(
@@ -419,6 +451,134 @@ class LinkerdMesh(pulumi.ComponentResource):
             raise ValueError("LinkerdMeshArgs.viz_namespace must differ from namespace")
         if args.cni_namespace in (args.namespace, args.viz_namespace, args.traefik.namespace):
             raise ValueError("LinkerdMeshArgs.cni_namespace must be a namespace of its own (it is privileged)")
+
+    def _allow_scraping(
+        self,
+        name: str,
+        args: LinkerdMeshArgs,
+        namespace_name: str,
+        pods: dict[str, str],
+        ns: pulumi.Resource,
+        ports: Sequence[int] = (),
+        *,
+        policy_name: str = "scrape",
+    ) -> None:
+        """viz's Prometheus may scrape these pods' proxies (and `ports`, their admin ports)."""
+        allow_ingress(
+            f"{name}-scrape-ingress",
+            namespace_name,
+            policy_name=policy_name,
+            pods=pods,
+            sources=[Peer.pods({"component": "prometheus"}, namespace=args.viz_namespace)],
+            ports=[PROXY_ADMIN_PORT, *ports],
+            parent=self,
+            provider=self._provider,
+            depends_on=[ns],
+        )
+
+    def _network_policies(
+        self,
+        name: str,
+        args: LinkerdMeshArgs,
+        control_ns: k8s.core.v1.Namespace,
+        cni_ns: k8s.core.v1.Namespace,
+        viz_ns: k8s.core.v1.Namespace,
+        traefik: Traefik,
+    ) -> None:
+        """Default-deny ingress in Linkerd's namespaces, then exactly the flows the mesh needs.
+
+        Proxies in every meshed namespace call the control plane and the API server (outside the
+        pod network) calls the webhooks and tap's APIService: those ports are open to any
+        source (each authenticates its caller). Admin ports and proxy metrics only to viz's
+        Prometheus; the dashboard only to Traefik; Traefik to the balancer (any source).
+        """
+        provider = self._provider
+        namespaces = (("control", control_ns, args.namespace), ("cni", cni_ns, args.cni_namespace))
+        namespaces += (("viz", viz_ns, args.viz_namespace),)
+        for role, ns, _ in namespaces:
+            deny_ingress(f"{name}-{role}-deny-ingress", ns.metadata["name"], self, provider, depends_on=[ns])
+        for component, (proxy_ports, api_ports, admin_ports) in CONTROL_PLANE_PORTS.items():
+            allow_ingress(
+                f"{name}-{component}-ingress",
+                args.namespace,
+                policy_name=component,
+                pods={CONTROL_PLANE_COMPONENT: component},
+                sources=[Peer.anywhere(), API_SERVER],
+                ports=[*proxy_ports, *api_ports],
+                parent=self,
+                provider=provider,
+                depends_on=[control_ns],
+            )
+            self._allow_scraping(
+                f"{name}-{component}",
+                args,
+                args.namespace,
+                {CONTROL_PLANE_COMPONENT: component},
+                control_ns,
+                admin_ports,
+                policy_name=f"{component}-scrape",
+            )
+        for component, (api_ports, admin_ports) in VIZ_PORTS.items():
+            pods = {"linkerd.io/extension": "viz", "component": component}
+            if api_ports:
+                allow_ingress(
+                    f"{name}-viz-{component}-ingress",
+                    args.viz_namespace,
+                    policy_name=component,
+                    pods=pods,
+                    sources=[API_SERVER],
+                    ports=api_ports,
+                    parent=self,
+                    provider=provider,
+                    depends_on=[viz_ns],
+                )
+            self._allow_scraping(
+                f"{name}-viz-{component}",
+                args,
+                args.viz_namespace,
+                pods,
+                viz_ns,
+                admin_ports,
+                policy_name=f"{component}-scrape",
+            )
+        # Inside viz: the dashboard asks metrics-api, which asks Prometheus.
+        for client, server, port in (("web", "metrics-api", 8085), ("metrics-api", "prometheus", 9090)):
+            allow_ingress(
+                f"{name}-viz-{client}-to-{server}-ingress",
+                args.viz_namespace,
+                policy_name=f"{client}-to-{server}",
+                pods={"linkerd.io/extension": "viz", "component": server},
+                sources=[Peer.pods({"linkerd.io/extension": "viz", "component": client})],
+                ports=[port],
+                parent=self,
+                provider=provider,
+                depends_on=[viz_ns],
+            )
+        allow_ingress(
+            f"{name}-dashboard-ingress-from-traefik",
+            args.viz_namespace,
+            policy_name="web-from-traefik",
+            pods={"linkerd.io/extension": "viz", "component": "web"},
+            sources=[Peer.namespace_of(args.traefik.namespace)],
+            ports=[DASHBOARD_CONTAINER_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[viz_ns],
+        )
+        traefik_ns = traefik.namespace
+        deny_ingress(f"{name}-traefik-deny-ingress", args.traefik.namespace, self, provider, depends_on=[traefik_ns])
+        allow_ingress(
+            f"{name}-traefik-ingress",
+            args.traefik.namespace,
+            policy_name="traefik",
+            pods=dict(TRAEFIK_SELECTOR),
+            sources=[Peer.anywhere()],  # the balancer, whose clients' addresses arrive translated or not
+            ports=[WEBSECURE_CONTAINER_PORT, WEB_CONTAINER_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[traefik_ns],
+        )
+        self._allow_scraping(f"{name}-traefik", args, args.traefik.namespace, dict(TRAEFIK_SELECTOR), traefik_ns)
 
     def _policy(
         self,
