@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -36,11 +35,6 @@ class NoMesh:
     @staticmethod
     def namespace_annotations() -> dict[str, str]:
         return {}
-
-    @staticmethod
-    def authorize(flow: Flow, depends_on: Sequence[pulumi.Resource] = ()) -> list[pulumi.Resource]:
-        """Without a mesh there is nothing to authorize (NetworkPolicies still apply)."""
-        return []
 
 
 Mesh = Union[IstioMesh, LinkerdMesh, NoMesh]
