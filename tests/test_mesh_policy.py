@@ -65,3 +65,36 @@ def test_prod_exempts_only_the_gateways_injected_image_from_its_mandatory_image_
     assert [v.enforcement for v in evaluate([other], config("prod"), production=True) if v.policy == "image-tags"] == [
         "mandatory"
     ]
+
+
+def test_mesh_chart_declarations_name_the_workloads_the_exemptions_cover() -> None:
+    from components.chart_workloads import ChartRelease, declaration
+    from components.mesh.istio import IstioMesh, IstioMeshArgs
+    from components.mesh.linkerd import LinkerdMesh, LinkerdMeshArgs
+
+    args = IstioMeshArgs()
+    declared = {
+        chart: declaration(chart)(ChartRelease(name, values))  # type: ignore[misc]
+        for chart, name, values in (
+            ("istiod", "istiod", IstioMesh.istiod_values(args)),
+            ("cni", "istio-cni", IstioMesh.cni_values(args)),
+            ("gateway", "istio-ingressgateway", IstioMesh.gateway_values(args)),
+            ("linkerd2-cni", "linkerd2-cni", LinkerdMesh.cni_values(LinkerdMeshArgs())),
+        )
+    }
+    names = {chart: [w.name for w in workloads] for chart, workloads in declared.items()}
+    assert names == {
+        "istiod": ["istiod"],
+        "cni": ["istio-cni-node"],
+        "gateway": ["istio-ingressgateway"],
+        "linkerd2-cni": ["linkerd-cni"],
+    }
+    # What the values give each container is what the declaration states.
+    (cni,) = declared["linkerd2-cni"][0].containers
+    assert cni.resources == {"requests": {"cpu": "50m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}}
+    (discovery,) = declared["istiod"][0].containers
+    assert discovery.liveness_probe is None and discovery.readiness_probe is not None
+    assert discovery.resources == IstioMesh.istiod_values(args)["resources"]
+    for stack in ("staging", "prod"):
+        exempt = config(stack)["workload-probes"]["exemptResources"]  # type: ignore[index]
+        assert {"istio-system/istiod", "istio-cni/istio-cni-node", "istio-ingress/istio-ingressgateway"} <= set(exempt)

@@ -179,7 +179,11 @@ def test_the_load_test_would_run_meshed_with_a_native_sidecar(stack: str) -> Non
         lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__pulumi_main__"),
         preview=True,
     )
-    job = next(r for r in plan.resources if r.type == "kubernetes:batch/v1:Job")
+    job = next(
+        r
+        for r in plan.resources
+        if r.type == "kubernetes:batch/v1:Job" and r.inputs["metadata"]["name"] == "load-generator"
+    )
     annotations = job.inputs["spec"]["template"]["metadata"]["annotations"]
     key = (
         "sidecar.istio.io/nativeSidecar"

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
+from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, given, http_probe
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
@@ -507,3 +508,49 @@ def resource_names(resources: Optional[Sequence[Any]]) -> pulumi.Output[list[str
         return resource.metadata.apply(lambda meta: meta.name)
 
     return pulumi.Output.all(*[name(resource) for resource in resources or []])
+
+
+# --- what the charts run (for the offline plan's policy run; istio/istio at 1.30.3) -----------
+
+
+@declares("base")
+def base_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """base renders CRDs, a ServiceAccount and the default validating webhook: no workload."""
+    return []
+
+
+@declares("istiod")
+def istiod_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """istiod's Deployment: `discovery`, with the readiness probe of templates/deployment.yaml and no
+    liveness probe (upstream's choice; the policy config exempts istiod by name)."""
+    revision = given(release.values, "revision") or ""
+    name = f"istiod-{revision}" if revision else "istiod"
+    discovery = ChartContainer(
+        "discovery",
+        resources=given(release.values, "resources"),
+        readiness_probe=http_probe("/ready", 8080, initialDelaySeconds=1, periodSeconds=3, timeoutSeconds=5),
+    )
+    return [ChartWorkload("Deployment", name, [discovery])]
+
+
+@declares("cni")
+def cni_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """istio-cni's node agent (templates/daemonset.yaml): install-cni, readiness on /readyz, no liveness
+    probe upstream (the policy config exempts it by name)."""
+    install = ChartContainer(
+        "install-cni", resources=given(release.values, "resources"), readiness_probe=http_probe("/readyz", 8000)
+    )
+    return [ChartWorkload("DaemonSet", "istio-cni-node", [install])]
+
+
+@declares("gateway")
+def gateway_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """The gateway's Deployment: istio-proxy, its image and probes injected at admission (readinessProbe
+    stays unset in the values), so the policy config exempts it by name."""
+    name = given(release.values, "name") or release.name
+    proxy = ChartContainer(
+        "istio-proxy",
+        resources=given(release.values, "resources"),
+        readiness_probe=given(release.values, "readinessProbe") or None,
+    )
+    return [ChartWorkload("Deployment", name, [proxy])]

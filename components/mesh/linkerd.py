@@ -13,6 +13,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.balancer import Balancer
+from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, given
 from components.ingress.traefik import SELECTOR as TRAEFIK_SELECTOR
 from components.ingress.traefik import WEB_CONTAINER_PORT, WEBSECURE_CONTAINER_PORT, Traefik, TraefikArgs
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
@@ -793,3 +794,35 @@ def dashboard_host_regexp(viz_namespace: str, external_host: Optional[str] = Non
 def htpasswd_line(user: str, bcrypt_hash: pulumi.Input[str]) -> pulumi.Output[str]:
     """`user:<bcrypt hash>`, one htpasswd line (Traefik accepts bcrypt's $2a$/$2y$ forms)."""
     return pulumi.Output.concat(user, ":", bcrypt_hash)
+
+
+# --- what the charts run (for the offline plan's policy run; linkerd/linkerd2 at edge-26.8.3) ---
+
+
+def kubernetes_resources(linkerd: Any) -> Optional[dict[str, Any]]:
+    """The Linkerd charts' cpu/memory request/limit shape as the `resources` partials.resources renders."""
+    if not isinstance(linkerd, dict):
+        return None
+    rendered: dict[str, dict[str, Any]] = {}
+    for resource in ("cpu", "memory", "ephemeral-storage"):
+        for key, section in (("request", "requests"), ("limit", "limits")):
+            value = given(linkerd, resource, key)
+            if value:
+                rendered.setdefault(section, {})[resource] = value
+    return rendered or None
+
+
+@declares("linkerd-crds")
+def crds_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """linkerd-crds renders CRDs only."""
+    return []
+
+
+@declares("linkerd2-cni")
+def cni_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """The CNI node agent (templates/cni-plugin.yaml): install-cni has no probes upstream (a sleep loop
+    after copying the plugin; the policy config exempts it by name); the repair controller stays off."""
+    if given(release.values, "repairController", "enabled"):
+        raise ValueError("the linkerd2-cni declaration does not cover repairController.enabled")
+    install = ChartContainer("install-cni", resources=kubernetes_resources(given(release.values, "resources")))
+    return [ChartWorkload("DaemonSet", "linkerd-cni", [install])]
