@@ -7,11 +7,10 @@ from typing import Any
 
 import pytest
 from bluegreen_helpers import BLUE_IMAGE, kube_objects, one, raw_config, run_components, validate_object
-from support import REFERENCE_DIR
 
 import settings
 from components import csi_hostpath
-from deploy import mockrun
+from deploy import mockrun, reference
 from deploy.project import stack_config
 from policy.scaleplane_policy import evaluate
 from settings import SettingsError
@@ -65,8 +64,10 @@ def test_the_snapshot_crds_come_from_the_pinned_external_snapshotter(plan: mockr
         "volumesnapshotcontents.yaml",
         "volumesnapshots.yaml",
     }
-    sources = (REFERENCE_DIR / "SOURCES.md").read_text()
-    assert f"external-snapshotter {csi_hostpath.SNAPSHOTTER_VERSION}" in sources
+    # The very files the pinned reference set holds (and the plan validates snapshot objects with).
+    pinned = reference.manifest()
+    kinds = ("VolumeSnapshotClass", "VolumeSnapshotContent", "VolumeSnapshot")
+    assert sorted(files) == sorted(pinned[f"crds/snapshot.storage.k8s.io/{kind}.yaml"].url for kind in kinds)
     assert csi_hostpath.IMAGES["snapshot-controller"].endswith(f":{csi_hostpath.SNAPSHOTTER_VERSION}")
     assert csi_hostpath.IMAGES["csi-snapshotter"].endswith(f":{csi_hostpath.SNAPSHOTTER_VERSION}")
     for dependant in ("storage-csi-hostpath-plugin", "storage-csi-hostpath-snapshot-controller"):
