@@ -35,8 +35,6 @@ NOT_YET_DECLARED = {
     "linkerd-control-plane",
     "linkerd-viz",
     "traefik",
-    "aws-load-balancer-controller",
-    "cluster-autoscaler",
 }
 
 
