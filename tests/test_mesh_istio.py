@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -361,3 +362,14 @@ def test_istio_namespaces_deny_ingress_but_the_control_planes_flows(plan: mockru
     for resource in plan.resources:
         if resource.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
             assert object_errors(resource) == [], resource.name
+
+
+def test_injected_pods_wait_until_the_injector_answers(plan: mockrun.PlanResult) -> None:
+    job = named(plan, "mesh-injector-ready-job")
+    assert job.inputs["metadata"]["namespace"] == "istio-system"
+    probes = named(plan, "mesh-injector-ready-probes").inputs["data"]
+    (manifest,) = [json.loads(text) for key, text in probes.items() if key.endswith(".json")]
+    assert manifest["kind"] == "Pod" and manifest["metadata"]["labels"]["sidecar.istio.io/inject"] == "true"
+    assert "{.spec.initContainers[*].name}" in probes.values()
+    assert depends_on(named(plan, "mesh-gateway"), job)  # its image is "auto" until injected
+    assert depends_on(job, named(plan, "mesh-istiod"))

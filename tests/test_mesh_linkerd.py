@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -572,3 +573,21 @@ def test_admin_ports_and_the_dashboard_have_their_one_client(plan: mockrun.PlanR
         8080: [{"podSelector": {"matchLabels": {"app": "web-svc"}}}]
     }
     assert ports_from(policies[("emojivoto", "web-svc")]) == {8080: None}
+
+
+# --- webhook ordering ------------------------------------------------------------------------------
+
+
+def test_meshed_pods_wait_until_the_injector_answers(plan: mockrun.PlanResult) -> None:
+    job = named(plan, "mesh-injector-ready-job")
+    assert job.inputs["metadata"]["namespace"] == "linkerd"  # never injected itself
+    probes = named(plan, "mesh-injector-ready-probes").inputs["data"]
+    (manifest,) = [json.loads(text) for key, text in probes.items() if key.endswith(".json")]
+    assert manifest["kind"] == "Pod" and manifest["metadata"]["namespace"] == "linkerd-viz"
+    assert manifest["metadata"]["annotations"]["linkerd.io/inject"] == "enabled"
+    # Admitted is not enough (the injector fails open): it must come back injected.
+    assert "{.spec.initContainers[*].name}" in probes.values()
+    for deployment in kinds(plan, "Deployment"):
+        assert depends_on(deployment, job), f"{deployment.name} may start before the injector answers"
+    assert depends_on(named(plan, "mesh-traefik-chart"), job)
+    assert depends_on(named(plan, "mesh-viz"), job)

@@ -14,6 +14,7 @@ from components.chart_workloads import ChartContainer, ChartRelease, ChartWorklo
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
+from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -49,6 +50,8 @@ ACM_PORTS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 #: mesh asks no Pod Security level of the namespace (its owner picks one; restricted fits).
 INJECTION_LABELS = {"istio-injection": "enabled"}
 SECCOMP_DEFAULT = {"type": "RuntimeDefault"}
+#: The image of the dry-run pod that tests the injector (never pulled: the pod is never stored).
+PROBE_IMAGE = "registry.k8s.io/pause:3.10"
 #: Resources of the pods the charts run (requests for the scheduler and the HPA; memory capped).
 ISTIOD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
 PROXY_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
@@ -202,6 +205,22 @@ class IstioMesh(pulumi.ComponentResource):
             max_history=10,
             opts=child_opts(self, provider, depends_on=[self.base, self.cni]),
         )
+        # istiod's Release wait ends when its Deployment is ready, which says nothing about the
+        # injection webhook: injected pods (the gateway's, the apps') wait until a dry-run pod
+        # comes back injected.
+        self.injector_ready = WebhookReady(
+            f"{name}-injector-ready",
+            WebhookReadyArgs(
+                webhook="istiod's sidecar injector",
+                namespace=args.namespace,
+                job_name="istio-injector-ready",
+                probes=[self.injection_probe(args)],
+                revision=args.version,
+            ),
+            provider,
+            after=[self.istiod, system_ns],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
         # The gateway after istiod: its pods get their proxy image from istiod's injector ("auto").
         # helm.v4.Chart: Deployment, ServiceAccount, Role, HPA, PDB, all deterministic (the chart's
         # Service is off), so the policy pack checks them. Its container's probes and image come
@@ -214,7 +233,7 @@ class IstioMesh(pulumi.ComponentResource):
             repository_opts=repository,
             namespace=gateway_ns.metadata["name"],
             values=self.gateway_values(args),
-            opts=child_opts(self, provider, depends_on=[self.istiod]),
+            opts=child_opts(self, provider, depends_on=[self.istiod, *self.injector_ready.ready]),
         )
         tls_terminated_at_nlb = args.gateway_tls.certificate_arn is not None
         exposed = balancer.expose(
@@ -238,7 +257,7 @@ class IstioMesh(pulumi.ComponentResource):
         self._network_policies(name, args, listener_ports, system_ns, gateway_ns, cni_ns)
         self.ingress_http_port = pulumi.Output.from_input(HTTP_PORT)
         self.ingress_https_port = pulumi.Output.from_input(HTTPS_PORT)
-        self.ready = [self.istiod, self.cni]
+        self.ready = [self.istiod, self.cni, *self.injector_ready.ready]
         self.register_outputs(
             {
                 "ingress_host": self.ingress_host,
@@ -383,6 +402,38 @@ class IstioMesh(pulumi.ComponentResource):
             # privileges) instead of istio-init (NET_ADMIN, NET_RAW, root).
             "cni": {"enabled": True},
         }
+
+    @staticmethod
+    def injection_probe(args: IstioMeshArgs) -> AdmissionProbe:
+        """A pod that asks for a sidecar by label (the injector's object-selector webhook, for
+        namespaces without istio-injection) and must come back with init containers: injected, it has
+        istio-validation (CNI) or the proxy as a native sidecar; untouched, none. Restricted, as
+        istiod's namespace enforces."""
+        return AdmissionProbe(
+            api_version="v1",
+            kind="Pod",
+            resource="pods",
+            namespace=args.namespace,
+            labels={"sidecar.istio.io/inject": "true"},
+            body={
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": dict(SECCOMP_DEFAULT)},
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": PROBE_IMAGE,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsUser": 65532,
+                            },
+                        }
+                    ],
+                }
+            },
+            expect="{.spec.initContainers[*].name}",
+        )
 
     @staticmethod
     def cni_values(args: IstioMeshArgs) -> dict[str, Any]:

@@ -21,8 +21,11 @@ from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 from components.mesh.flows import EVERY_NETWORK, Flow
 from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
+from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
+#: The image of the dry-run pods that test the injector (never pulled: the pod is never stored).
+PROBE_IMAGE = "registry.k8s.io/pause:3.10"
 POLICY_GROUP = "policy.linkerd.io"
 #: Meshed namespaces: injection is switched on by an ANNOTATION (Istio uses a label), and a
 #: proxy without a Server for a port accepts only mTLS-authenticated meshed clients (the default
@@ -304,7 +307,25 @@ class LinkerdMesh(pulumi.ComponentResource):
             labels={"linkerd.io/extension": "viz"},
             annotations={**INJECT_ANNOTATIONS, "config.linkerd.io/proxy-await": "enabled"},
         )
-        self.ready = [self.control_plane]
+        # The proxy injector fails open (webhookFailurePolicy Ignore): a pod created before it
+        # answers starts without a proxy, and the authenticated default policy then refuses it.
+        # The Release's wait ends when the injector's Deployment is ready, which says nothing
+        # about the webhook: meshed pods wait until a dry-run pod comes back injected.
+        self.injector_ready = WebhookReady(
+            f"{name}-injector-ready",
+            WebhookReadyArgs(
+                webhook="Linkerd's proxy injector",
+                # The control plane's namespace is never injected (admission-webhooks: disabled).
+                namespace=args.namespace,
+                job_name="linkerd-injector-ready",
+                probes=[self.injection_probe(args)],
+                revision=args.chart_version,
+            ),
+            provider,
+            after=[self.control_plane, control_ns, viz_ns],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        self.ready = [self.control_plane, *self.injector_ready.ready]
         # Policy objects after their CRDs and the control plane (its policy validator webhook).
         self._authorization_after: list[pulumi.Resource] = [self.crds, self.control_plane]
 
@@ -334,7 +355,8 @@ class LinkerdMesh(pulumi.ComponentResource):
             namespace=viz_ns.metadata["name"],
             values=self.viz_values(args, traefik.host),
             max_history=10,
-            opts=child_opts(self, provider, depends_on=[self.control_plane]),
+            # viz's pods are meshed: after the injector answers.
+            opts=child_opts(self, provider, depends_on=self.ready),
         )
         password = random.RandomPassword(
             f"{name}-dashboard-password",
@@ -649,6 +671,37 @@ class LinkerdMesh(pulumi.ComponentResource):
     @staticmethod
     def crds_values(args: LinkerdMeshArgs) -> dict[str, Any]:
         return {"installGatewayAPI": args.install_gateway_api}
+
+    @staticmethod
+    def injection_probe(args: LinkerdMeshArgs) -> AdmissionProbe:
+        """A pod in viz's (meshed) namespace that must come back with init containers: injected,
+        it has the network validator (and the proxy as a native sidecar); untouched, it has none.
+        Restricted, like every pod there, so Pod Security admits it too."""
+        return AdmissionProbe(
+            api_version="v1",
+            kind="Pod",
+            resource="pods",
+            namespace=args.viz_namespace,
+            annotations={"linkerd.io/inject": "enabled"},
+            body={
+                "spec": {
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                    "containers": [
+                        {
+                            "name": "probe",
+                            "image": PROBE_IMAGE,
+                            "securityContext": {
+                                "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]},
+                                "runAsUser": 65532,
+                            },
+                        }
+                    ],
+                }
+            },
+            expect="{.spec.initContainers[*].name}",
+        )
 
     @staticmethod
     def cni_values(args: LinkerdMeshArgs) -> dict[str, Any]:
