@@ -39,8 +39,6 @@ NOT_YET_DECLARED = {
     "base",
     "istiod",
     "gateway",
-    "aws-load-balancer-controller",
-    "cluster-autoscaler",
 }
 
 
