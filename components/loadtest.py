@@ -68,6 +68,9 @@ class LoadTest(pulumi.ComponentResource):
                     },
                     "spec": {
                         "restartPolicy": "Never",
+                        # wget needs no Kubernetes API credentials.
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [
                             {
                                 "name": "load-generator",

@@ -13,6 +13,7 @@ from components.kube import PodSecurityLevel
 from components.mesh.emojivoto import EmojivotoArgs
 from components.mesh.istio import IstioMesh, IstioMeshArgs
 from components.mesh.linkerd import CertificateValidity, LinkerdMesh, LinkerdMeshArgs
+from components.network import NO_PROXY, ProxyTraffic
 from settings import Settings
 
 __all__ = ["IstioMesh", "LinkerdMesh", "Mesh", "NoMesh", "mesh_for"]
@@ -33,6 +34,10 @@ class NoMesh:
     @staticmethod
     def namespace_annotations() -> dict[str, str]:
         return {}
+
+    @staticmethod
+    def proxy_traffic() -> ProxyTraffic:
+        return NO_PROXY
 
 
 Mesh = Union[IstioMesh, LinkerdMesh, NoMesh]
@@ -59,7 +64,7 @@ def mesh_for(
                 gateway_max_replicas=istio.gateway.max_replicas,
             ),
             provider,
-            balancer,
+            balancer.exposed_as(istio.gateway.exposure),
             opts,
         )
     if settings.mesh == "linkerd":
@@ -85,7 +90,7 @@ def mesh_for(
                 emojivoto=EmojivotoArgs(namespace=demo.namespace, version=demo.version) if demo.enabled else None,
             ),
             provider,
-            balancer,
+            balancer.exposed_as(linkerd.exposure),
             opts,
         )
     return NoMesh()

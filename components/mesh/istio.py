@@ -11,6 +11,7 @@ import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
+from components.network import Peer, ProxyTraffic
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -23,6 +24,9 @@ GATEWAY_NAME = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"app": GATEWAY_NAME, "istio": "ingressgateway"}
 HTTP_PORT = 80
 HTTPS_PORT = 443
+#: A sidecar's HBONE tunnel port (inbound mTLS tunnel), and istiod's xDS/CA port it connects to.
+SIDECAR_TUNNEL_PORT = 15008
+ISTIOD_XDS_PORT = 15012
 
 #: Sidecar injection is switched on per namespace by this LABEL (Linkerd uses an annotation).
 INJECTION_LABELS = {"istio-injection": "enabled"}
@@ -71,6 +75,7 @@ class IstioMesh(pulumi.ComponentResource):
         super().__init__("scaleplane:mesh:IstioMesh", name, None, opts)
         self._name = name
         self._provider = provider
+        self._namespace = args.namespace
         repository = {"repo": CHART_REPOSITORY}
 
         # istiod and the gateway run as non-root without added capabilities or host access (the
@@ -224,6 +229,19 @@ class IstioMesh(pulumi.ComponentResource):
     def namespace_annotations() -> dict[str, str]:
         """Istio needs no namespace annotations (injection is a label)."""
         return {}
+
+    def proxy_traffic(self) -> ProxyTraffic:
+        """What a sidecar needs from NetworkPolicies: its tunnel port in, istiod out.
+
+        Sidecar-to-sidecar mTLS arrives on the application's own port (the client dials the
+        Service's target port), so those rules stay the application's. 15090 (Prometheus stats)
+        has no scraper in this stack, and kubelet probes (rewritten to 15020/15021) are not
+        subject to NetworkPolicy.
+        """
+        return ProxyTraffic(
+            ingress=((Peer.anywhere(), (SIDECAR_TUNNEL_PORT,)),),
+            egress=((Peer.namespace_of(self._namespace), (ISTIOD_XDS_PORT,)),),
+        )
 
     def route_http(
         self,

@@ -14,6 +14,7 @@ from components.balancer import Balancer
 from components.ingress.traefik import Traefik, TraefikArgs
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
+from components.network import Peer, ProxyTraffic
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
 #: Linkerd's proxy-init sets up iptables with NET_ADMIN/NET_RAW: only the privileged Pod
@@ -25,6 +26,11 @@ INJECT_ANNOTATIONS = {"linkerd.io/inject": "enabled"}
 #: Key usages of a CA that signs certificates (and revocation lists) and nothing else.
 CA_USES = ["cert_signing", "crl_signing"]
 DASHBOARD_SERVICE = "web"
+#: The proxy's inbound port (meshed clients may dial it directly) and its admin port (metrics,
+#: scraped by linkerd-viz's Prometheus); the control plane's identity, destination and policy ports.
+PROXY_INBOUND_PORT = 4143
+PROXY_ADMIN_PORT = 4191
+CONTROL_PLANE_PORTS = (8080, 8086, 8090)
 DASHBOARD_PORT = 8084
 
 
@@ -87,6 +93,8 @@ class LinkerdMesh(pulumi.ComponentResource):
     ):
         self.validate(args)
         super().__init__("scaleplane:mesh:LinkerdMesh", name, None, opts)
+        self._namespace = args.namespace
+        self._viz_namespace = args.viz_namespace
         repository = {"repo": CHART_REPOSITORY}
 
         control_ns = namespace(
@@ -391,6 +399,17 @@ class LinkerdMesh(pulumi.ComponentResource):
     def namespace_annotations() -> dict[str, str]:
         """Annotations an application namespace carries to get Linkerd proxies injected."""
         return dict(INJECT_ANNOTATIONS)
+
+    def proxy_traffic(self) -> ProxyTraffic:
+        """What a linkerd-proxy needs from NetworkPolicies: inbound from meshed clients, its admin
+        port from viz's Prometheus, and the control plane (identity, destination, policy) out."""
+        return ProxyTraffic(
+            ingress=(
+                (Peer.anywhere(), (PROXY_INBOUND_PORT,)),
+                (Peer.namespace_of(self._viz_namespace), (PROXY_ADMIN_PORT,)),
+            ),
+            egress=((Peer.namespace_of(self._namespace), CONTROL_PLANE_PORTS),),
+        )
 
 
 def dashboard_host_regexp(viz_namespace: str) -> str:
