@@ -8,6 +8,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, fullname, given
 from components.network import API_SERVER, allow_ingress
 
 CHART_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
@@ -15,6 +16,47 @@ CHART_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
 SECURE_PORT = 10250
 #: The chart's selector label (app.kubernetes.io/name is the chart's name: no nameOverride here).
 POD_SELECTOR = {"app.kubernetes.io/name": "metrics-server"}
+
+
+#: The chart's defaults the declaration relies on (values.yaml; tests compare them with the pinned
+#: chart): probes on the named port `https` (containerPort), CPU and memory requests, no limit.
+CHART_DEFAULTS: dict[str, Any] = {
+    "containerPort": 10250,
+    "livenessProbe": {
+        "httpGet": {"path": "/livez", "port": "https", "scheme": "HTTPS"},
+        "initialDelaySeconds": 0,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    },
+    "readinessProbe": {
+        "httpGet": {"path": "/readyz", "port": "https", "scheme": "HTTPS"},
+        "initialDelaySeconds": 20,
+        "periodSeconds": 10,
+        "failureThreshold": 3,
+    },
+    "resources": {"requests": {"cpu": "100m", "memory": "200Mi"}},
+}
+
+
+@declares("metrics-server")
+def chart_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the metrics-server chart runs: one Deployment (the addon-resizer nanny stays off)."""
+    values = release.values
+    if given(values, "addonResizer", "enabled"):
+        raise ValueError("the metrics-server declaration does not cover addonResizer.enabled")
+
+    def value(key: str) -> Any:
+        set_here = given(values, key)
+        return CHART_DEFAULTS[key] if set_here is None else set_here
+
+    container = ChartContainer(
+        "metrics-server",
+        resources=value("resources") or None,
+        liveness_probe=value("livenessProbe") or None,
+        readiness_probe=value("readinessProbe") or None,
+        ports={"https": value("containerPort")},
+    )
+    return [ChartWorkload("Deployment", fullname(release, "metrics-server"), [container])]
 
 
 @dataclass(frozen=True)

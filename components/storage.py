@@ -27,6 +27,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 from pulumi_kubernetes import _utilities as k8s_utilities
 
+from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, fullname
 from components.kube import MANAGED_BY, child_opts
 from settings.storage import EbsSettings, StorageSettings, ZfsLocalPvSettings
 
@@ -182,19 +183,40 @@ class SnapshotStorage(pulumi.ComponentResource):
 
 
 def zfs_localpv_values(spec: StorageSettings) -> dict[str, Any]:
-    """Chart values for zfs-localpv; every path exists in the pinned chart's values.yaml."""
+    """Chart values for zfs-localpv; every path exists in the pinned chart's values.yaml and is read
+    by one of its templates. No resources: the chart declares zfsController.resources and
+    zfsNode.resources, but neither templates/zfs-controller.yaml nor zfs-node.yaml reads them
+    (v2.6.2), so setting them does nothing; see `zfs_localpv_workloads`."""
     zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
-    node: dict[str, Any] = {
-        "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-    }
-    if zfs.kubelet_dir:
-        node["kubeletDir"] = zfs.kubelet_dir
-    return {
+    values: dict[str, Any] = {
         # The chart reports installs to OpenEBS's analytics by default.
         "analytics": {"enabled": False},
         "crds": {"csi": {"volumeSnapshots": {"enabled": zfs.install_snapshot_crds}}},
-        "zfsController": {
-            "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}},
-        },
-        "zfsNode": node,
     }
+    if zfs.kubelet_dir:
+        values["zfsNode"] = {"kubeletDir": zfs.kubelet_dir}
+    return values
+
+
+#: The containers zfs-localpv v2.6.2 runs (container names from values.yaml's defaults). Its
+#: templates render no `resources` and no probes for any of them and offer no value that would:
+#: the policy config exempts the two workloads by name (policy/README.md says why).
+ZFS_CONTROLLER_CONTAINERS = (
+    "csi-resizer",
+    "csi-snapshotter",
+    "snapshot-controller",
+    "csi-provisioner",
+    "openebs-zfs-plugin",
+)
+ZFS_NODE_CONTAINERS = ("csi-node-driver-registrar", "openebs-zfs-plugin")
+
+
+@declares("zfs-localpv")
+def zfs_localpv_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the zfs-localpv chart runs: the controller Deployment and the node DaemonSet, with
+    neither resources nor probes (no template reads any value for them)."""
+    name = fullname(release, "zfs-localpv")
+    return [
+        ChartWorkload("Deployment", f"{name}-controller", [ChartContainer(c) for c in ZFS_CONTROLLER_CONTAINERS]),
+        ChartWorkload("DaemonSet", f"{name}-node", [ChartContainer(c) for c in ZFS_NODE_CONTAINERS]),
+    ]

@@ -58,6 +58,8 @@ class PlanReport:
     kubernetes_version: str
     invalid: dict[str, list[str]] = field(default_factory=dict)
     violations: list[Any] = field(default_factory=list)
+    #: Helm resources whose chart declares no workloads: the policy run does not see inside them.
+    uncovered_charts: list[str] = field(default_factory=list)
 
     @property
     def mandatory(self) -> list[Any]:
@@ -121,6 +123,7 @@ def write_outputs(report: PlanReport, out: Path) -> None:
         "resources": records,
         "outputs": {k: (SECRET if k in report.result.secret_outputs else v) for k, v in report.result.outputs.items()},
         "invalidObjects": report.invalid,
+        "chartsWithoutWorkloadDeclaration": report.uncovered_charts,
         "policyViolations": [
             {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message}
             for v in report.violations
@@ -171,14 +174,35 @@ def policy_config(stack: str) -> Optional[dict[str, Any]]:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def _policy_resources(result: mockrun.PlanResult) -> list[dict[str, Any]]:
+    return [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in result.resources]
+
+
+def uncovered_charts(result: mockrun.PlanResult) -> list[str]:
+    """Helm resources whose chart declares no workloads (components.chart_workloads)."""
+    from components.chart_workloads import chart_objects
+
+    return chart_objects(_policy_resources(result)).uncovered
+
+
 def run_policies(result: mockrun.PlanResult, config: settings_module.Settings) -> list[Any]:
-    """The policy pack's own rules (policy/scaleplane_policy) over every registered resource."""
+    """The policy pack's own rules (policy/scaleplane_policy) over every registered resource, and
+    over the workloads each Helm chart runs as its component declares them (components.chart_workloads:
+    a pack never sees a helm.v3.Release's objects, and the plan renders no chart)."""
+    from components.chart_workloads import DECLARED_POLICIES, chart_objects
     from policy.scaleplane_policy import evaluate
 
-    resources = [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in result.resources]
-    return list(
-        evaluate(resources, policy_config(result.stack), balancer=config.balancer, production=config.production)
+    resources = _policy_resources(result)
+    coverage = chart_objects(resources)
+    violations = evaluate(
+        resources,
+        policy_config(result.stack),
+        balancer=config.balancer,
+        production=config.production,
+        declared=coverage.objects,
+        declared_policies=DECLARED_POLICIES,
     )
+    return list(violations)
 
 
 def build_report(stack: str) -> PlanReport:
@@ -188,6 +212,7 @@ def build_report(stack: str) -> PlanReport:
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
     report.invalid = validate_objects(result, config.kubernetes_version)
     report.violations = run_policies(result, config)
+    report.uncovered_charts = uncovered_charts(result)
     return report
 
 
@@ -242,6 +267,10 @@ def run(args: argparse.Namespace) -> int:
     for violation in sorted(report.violations, key=lambda v: (v.enforcement, v.policy, v.urn)):
         target = violation.urn.rsplit("::", 1)[-1]
         stream.write(f"  [{violation.enforcement}] {violation.policy}: {target}: {violation.message}\n")
+    if report.uncovered_charts:
+        stream.write(
+            f"charts the policy run cannot see into (no workload declaration): {', '.join(report.uncovered_charts)}\n"
+        )
     stream.write(f"written: {out}\n")
     if report.invalid or report.mandatory:
         return EXIT_INVALID

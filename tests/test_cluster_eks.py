@@ -12,6 +12,7 @@ import pytest
 import yaml
 from hypothesis import given
 from hypothesis import strategies as st
+from policy_support import MISSING, ROOT, container, found, pod_spec, workload
 from support import REFERENCE_DIR
 
 from components.cluster import eks as eks_module
@@ -43,6 +44,9 @@ def _fake_outputs() -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]
         "aws:iam/openIdConnectProvider:OpenIdConnectProvider": lambda name, inputs: {"arn": OIDC_ARN},
         "aws:iam/role:Role": lambda name, inputs: {"arn": f"arn:aws:iam::111122223333:role/{name}", "name": name},
         "aws:ec2/launchTemplate:LaunchTemplate": lambda name, inputs: {"latestVersion": 1},
+        "tls:index/privateKey:PrivateKey": lambda name, inputs: {"privateKeyPem": f"KEY OF {name}"},
+        "tls:index/selfSignedCert:SelfSignedCert": lambda name, inputs: {"certPem": f"CERT OF {name}"},
+        "tls:index/locallySignedCert:LocallySignedCert": lambda name, inputs: {"certPem": f"CERT OF {name}"},
     }
 
 
@@ -208,7 +212,7 @@ def test_irsa_roles_trust_exactly_their_service_account(deployed: mockrun.PlanRe
 
 
 def test_charts_run_as_the_service_accounts_their_roles_trust(deployed: mockrun.PlanResult) -> None:
-    releases = _by_name(deployed, "kubernetes:helm.sh/v3:Release")
+    releases = _by_name(deployed, "kubernetes:helm.sh/v4:Chart")
     autoscaler = releases["prod-cluster-cluster-autoscaler"].inputs
     account = autoscaler["values"]["rbac"]["serviceAccount"]
     assert (autoscaler["namespace"], account["name"]) == ("kube-system", "cluster-autoscaler")
@@ -277,8 +281,8 @@ def test_load_balancer_controller_only_with_the_aws_nlb_balancer(
     cloud = {k: v for k, v in stack_config("prod").items() if k != "scaleplane:nlb"}
     cloud["scaleplane:balancer"] = "cloud"
     without = mockrun.run("prod", cloud, _program)
-    assert "prod-cluster-load-balancer-controller" not in _by_name(without, "kubernetes:helm.sh/v3:Release")
-    controller = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-load-balancer-controller"].inputs
+    assert "prod-cluster-load-balancer-controller" not in _by_name(without, "kubernetes:helm.sh/v4:Chart")
+    controller = _by_name(deployed, "kubernetes:helm.sh/v4:Chart")["prod-cluster-load-balancer-controller"].inputs
     assert controller["values"]["clusterName"] == "scaleplane-prod"
     assert controller["values"]["region"] == "us-east-1"
     assert controller["values"]["vpcId"] == "prod-cluster-vpc-id"
@@ -313,7 +317,7 @@ def _assert_keys_exist(values: dict[str, Any], reference: dict[str, Any], path: 
 
 def test_cluster_autoscaler_matches_the_reference_chart(deployed: mockrun.PlanResult) -> None:
     chart, reference = _chart("cluster-autoscaler")
-    release = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-cluster-autoscaler"].inputs
+    release = _by_name(deployed, "kubernetes:helm.sh/v4:Chart")["prod-cluster-cluster-autoscaler"].inputs
     assert release["chart"] == chart["name"]
     assert release["version"] == chart["version"]
     _assert_keys_exist(release["values"], reference)
@@ -325,7 +329,7 @@ def test_cluster_autoscaler_matches_the_reference_chart(deployed: mockrun.PlanRe
 
 def test_load_balancer_controller_matches_the_reference_chart(deployed: mockrun.PlanResult) -> None:
     chart, reference = _chart("aws-load-balancer-controller")
-    release = _by_name(deployed, "kubernetes:helm.sh/v3:Release")["prod-cluster-load-balancer-controller"].inputs
+    release = _by_name(deployed, "kubernetes:helm.sh/v4:Chart")["prod-cluster-load-balancer-controller"].inputs
     assert release["chart"] == chart["name"]
     assert release["version"] == chart["version"]
     _assert_keys_exist(release["values"], reference)
@@ -400,3 +404,87 @@ def test_subnets_fit_the_vpc_without_overlapping(prefix: int, zones: int) -> Non
     assert len(networks) == 2 * zones
     assert all(n.subnet_of(vpc) for n in networks)
     assert not any(a.overlaps(b) for i, a in enumerate(networks) for b in networks[i + 1 :])
+
+
+def _controller(plan: mockrun.PlanResult) -> mockrun.PlannedResource:
+    return _by_name(plan, "kubernetes:helm.sh/v4:Chart")["prod-cluster-load-balancer-controller"]
+
+
+def test_load_balancer_controller_runs_no_webhook_that_refuses_unrelated_objects(
+    deployed: mockrun.PlanResult,
+) -> None:
+    _, reference = _chart("aws-load-balancer-controller")
+    values = _controller(deployed).inputs["values"]
+    # Upstream's default is on (a fail-closed mutator of every Service CREATE); ours is off.
+    assert reference["enableServiceMutatorWebhook"] is True
+    assert values["enableServiceMutatorWebhook"] is False
+    # The Ingress validator sees every Ingress and fails closed by default: off, with no ALB
+    # IngressClass (nor its IngressClassParams) for it to guard.
+    assert reference["webhookConfig"]["ingressValdationFailurePolicy"] == "Fail"
+    assert values["webhookConfig"] == {"disableIngressValidation": True}
+    assert values["createIngressClassResource"] is False and values["ingressClassParams"] == {"create": False}
+    assert values["podMutatorWebhookConfig"] == {"failurePolicy": "Ignore"}
+
+
+def test_the_service_mutator_is_not_needed_every_load_balancer_names_its_class() -> None:
+    for stack in ("staging", "prod"):
+        plan = mockrun.run_stack(stack)
+        exposed = [
+            r
+            for r in plan.of_type("kubernetes:core/v1:Service")
+            if r.inputs.get("spec", {}).get("type") == "LoadBalancer"
+        ]
+        assert exposed, stack
+        for service in exposed:
+            assert service.inputs["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb", (stack, service.name)
+
+
+def test_load_balancer_controller_requests_cpu_and_memory_and_keeps_upstream_probes(
+    deployed: mockrun.PlanResult,
+) -> None:
+    _, reference = _chart("aws-load-balancer-controller")
+    values = _controller(deployed).inputs["values"]
+    assert reference["resources"] == {}
+    assert set(values["resources"]["requests"]) == {"cpu", "memory"}
+    assert "memory" in values["resources"]["limits"]
+    # The chart's defaults template both probes; the values leave them alone.
+    assert reference["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    assert reference["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert "livenessProbe" not in values and "readinessProbe" not in values
+
+
+def test_load_balancer_controller_webhook_certificate_is_generated_once_and_secret(
+    deployed: mockrun.PlanResult,
+) -> None:
+    controller = _controller(deployed)
+    webhook = controller.inputs["values"]["webhookTLS"]
+    name = "prod-cluster-load-balancer-controller-webhook"
+    # All three set, so the chart's template neither generates (genCA) nor looks up a certificate.
+    assert webhook == {"caCert": f"CERT OF {name}-ca", "cert": f"CERT OF {name}-cert", "key": f"KEY OF {name}-key"}
+    # The key makes the values secret (in the state, and in any diff the engine prints).
+    assert "values" in controller.secret_paths
+    (request,) = deployed.of_type("tls:index/certRequest:CertRequest")
+    assert request.inputs["dnsNames"] == [
+        "aws-load-balancer-webhook-service.kube-system",
+        "aws-load-balancer-webhook-service.kube-system.svc",
+        "aws-load-balancer-webhook-service.kube-system.svc.cluster.local",
+    ]
+
+
+def test_cluster_autoscaler_requests_cpu_and_memory_under_a_stable_name(deployed: mockrun.PlanResult) -> None:
+    _, reference = _chart("cluster-autoscaler")
+    values = _by_name(deployed, "kubernetes:helm.sh/v4:Chart")["prod-cluster-cluster-autoscaler"].inputs["values"]
+    assert reference["resources"] == {}
+    assert set(values["resources"]["requests"]) == {"cpu", "memory"}
+    assert values["fullnameOverride"] == "cluster-autoscaler"
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_policy_exempts_only_the_autoscaler_from_readiness_probes(stack: str) -> None:
+    config = json.loads((ROOT / "policy" / "config" / f"{stack}.json").read_text())
+    # As the chart renders it: a livenessProbe and no readinessProbe.
+    autoscaler = container("aws-cluster-autoscaler", readiness=MISSING)
+    rendered = workload("Deployment", "cluster-autoscaler", "kube-system", pod=pod_spec(autoscaler))
+    assert found([rendered], "workload-probes", config) == []
+    other = workload("Deployment", "other-controller", "kube-system", pod=pod_spec(autoscaler))
+    assert found([other], "workload-probes", config)

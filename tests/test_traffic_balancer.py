@@ -6,7 +6,9 @@ import json
 from typing import Any
 
 import pytest
+from support import REFERENCE_DIR
 from traffic_support import (
+    KUBERNETES_VERSION,
     chart_values,
     depends_on,
     kinds,
@@ -21,6 +23,7 @@ import settings
 from components.balancer import AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME, Balancer, Port, nlb_target_type
 from components.balancer.metallb import MetalLB, MetalLBArgs
 from deploy import mockrun
+from deploy import validate as schema
 from deploy.project import stack_config
 from settings.traffic import ExposureSettings
 
@@ -89,6 +92,26 @@ def test_metallb_custom_resources_match_the_pinned_crds_and_wait_for_the_chart(
         assert resource.inputs["metadata"]["namespace"] == "metallb-system"
     assert pool.inputs["spec"]["addresses"] == ["172.18.255.200-172.18.255.250", "10.9.0.0/29"]
     assert advertisement.inputs["spec"]["ipAddressPools"] == [pool.inputs["metadata"]["name"]]
+
+
+def test_metallb_custom_resources_wait_for_the_webhook_to_answer(metallb_plan: mockrun.PlanResult) -> None:
+    """The Release's wait ends on a readiness ping; the pool and advertisement wait for a Job that
+    dry-runs an L2Advertisement until the (fail-closed) webhook admits it."""
+    chart = named(metallb_plan, "lb-chart")
+    job = named(metallb_plan, "lb-webhook-ready-job")
+    assert depends_on(job, chart)
+    for resource in (named(metallb_plan, "lb-pool"), named(metallb_plan, "lb-l2-advertisement")):
+        assert depends_on(resource, job), f"{resource.name} must wait for the webhook, not only the chart"
+    assert job.inputs["metadata"]["namespace"] == "metallb-system"
+    pod = job.inputs["spec"]["template"]
+    assert pod["metadata"]["annotations"], "the chart version must be in the pod template (an upgrade waits again)"
+    probes = named(metallb_plan, "lb-webhook-ready-probes").inputs["data"]
+    (manifest,) = [json.loads(text) for key, text in probes.items() if key.endswith(".json")]
+    assert manifest["kind"] == "L2Advertisement" and manifest["metadata"]["namespace"] == "metallb-system"
+    probe = dict(manifest, metadata={**manifest["metadata"], "name": "probe"})
+    assert list(schema.errors(probe, KUBERNETES_VERSION, REFERENCE_DIR / "crds")) == []
+    role = named(metallb_plan, "lb-webhook-ready-role").inputs
+    assert role["rules"] == [{"apiGroups": ["metallb.io"], "resources": ["l2advertisements"], "verbs": ["create"]}]
 
 
 def test_exposed_services_wait_for_the_pool(metallb_plan: mockrun.PlanResult) -> None:

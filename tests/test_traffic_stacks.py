@@ -144,9 +144,9 @@ def test_nlb_services_wait_for_the_aws_load_balancer_controller(
     previews: dict[str, mockrun.PlanResult], stack: str
 ) -> None:
     plan = previews[stack]
-    controller = next(r for r in plan.resources if r.name.endswith("-load-balancer-controller") and r.custom)
+    controller = plan.named("kubernetes:helm.sh/v4:Chart", f"{stack}-cluster-load-balancer-controller")
     services = [r for r in plan.resources if r.type == "kubernetes:core/v1:Service"]
     exposed = [r for r in services if r.inputs["spec"].get("type") == "LoadBalancer"]
     assert exposed
     for service in exposed:
-        assert controller.urn in service.dependencies, f"{service.name}: the controller's webhook fails closed"
+        assert controller.urn in service.dependencies, f"{service.name}: only the controller serves its class"

@@ -9,7 +9,17 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.chart_workloads import (
+    ChartContainer,
+    ChartRelease,
+    ChartWorkload,
+    declares,
+    fullname,
+    given,
+    http_probe,
+)
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
+from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 from settings.traffic import address_bounds
 
 CHART_REPOSITORY = "https://metallb.github.io/metallb"
@@ -34,12 +44,56 @@ class MetalLBArgs:
     load_balancer_class: Optional[str] = None
 
 
+#: The chart's probe defaults (values.yaml controller/speaker livenessProbe and readinessProbe;
+#: tests compare them with the pinned chart): both enabled, on the health port 17472.
+CHART_PROBE_DEFAULTS: dict[str, Any] = {
+    "enabled": True,
+    "port": 17472,
+    "failureThreshold": 3,
+    "initialDelaySeconds": 10,
+    "periodSeconds": 10,
+    "successThreshold": 1,
+    "timeoutSeconds": 1,
+}
+#: What templates/controller.yaml and speaker.yaml probe: /healthz (liveness) and /readyz.
+PROBE_PATHS = {"livenessProbe": "/healthz", "readinessProbe": "/readyz"}
+
+
+@declares("metallb")
+def chart_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the metallb chart runs with the values `chart_values` gives it (layer 2 only)."""
+    values = release.values
+    if given(values, "speaker", "frr", "enabled") is not False:
+        raise ValueError("the metallb declaration covers layer 2 only (speaker.frr.enabled: false)")
+
+    def container(component: str) -> ChartContainer:
+        probes: dict[str, Any] = {}
+        for field in PROBE_PATHS:
+            settings = {**CHART_PROBE_DEFAULTS, **(given(values, component, field) or {})}
+            if settings["enabled"]:
+                timing = {k: v for k, v in settings.items() if k not in ("enabled", "port")}
+                probes[field] = http_probe(PROBE_PATHS[field], settings["port"], **timing)
+        return ChartContainer(
+            component,
+            resources=given(values, component, "resources") or None,
+            liveness_probe=probes.get("livenessProbe"),
+            readiness_probe=probes.get("readinessProbe"),
+        )
+
+    # FRR is off: the speaker runs no FRR containers or init containers.
+    name = fullname(release, "metallb")
+    return [
+        ChartWorkload("Deployment", f"{name}-controller", [container("controller")]),
+        ChartWorkload("DaemonSet", f"{name}-speaker", [container("speaker")]),
+    ]
+
+
 class MetalLB(pulumi.ComponentResource):
     """MetalLB in layer-2 mode: the chart, one address pool and its L2 advertisement.
 
     Exposed Services must depend on `ready` (the pool and advertisement): MetalLB only assigns
     addresses from pools that exist, and the pools can only be created once the chart's CRDs
-    and admission webhook are up.
+    are installed and its admission webhook answers (`webhook_ready`).
     """
 
     ready: list[pulumi.Resource]
@@ -84,17 +138,36 @@ class MetalLB(pulumi.ComponentResource):
             opts=child_opts(self, provider),
         )
 
-        # Custom resources only after the release: their CRDs and validating webhook come with it.
-        # The webhook fails closed (crds.validationFailurePolicy: Fail); the controller only
-        # reports ready once its webhook is patched and serving (metallb/metallb#1648), so the
-        # Release's wait for the controller Deployment is what keeps these from being refused.
+        # The chart's wait is no webhook signal: in v0.16.1 the controller's readiness is a plain
+        # ping (internal/k8s/k8s.go: AddReadyzCheck("readyz", healthz.Ping)) and its webhooks are
+        # registered only after certificate rotation has patched the caBundle. The webhook fails
+        # closed (crds.validationFailurePolicy: Fail) and pulumi-kubernetes does not retry a
+        # refused create, so the custom resources wait for a Job that dry-runs an L2Advertisement
+        # until the webhook admits it. The probe is an L2Advertisement, not a pool: a probe pool
+        # would overlap the real one once it exists (a later run, after a chart upgrade) and be
+        # refused for that. Both webhooks are served by the same controller, registered together.
+        self.webhook_ready = WebhookReady(
+            f"{name}-webhook-ready",
+            WebhookReadyArgs(
+                webhook="MetalLB's validating webhook",
+                namespace=args.namespace,
+                job_name="metallb-webhook-ready",
+                probes=[self.webhook_probe(args)],
+                revision=args.chart_version,
+            ),
+            provider,
+            after=[self.chart],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        waits = [self.chart, *self.webhook_ready.ready]
+
         pool = k8s.apiextensions.CustomResource(
             f"{name}-pool",
             api_version="metallb.io/v1beta1",
             kind="IPAddressPool",
             metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
             spec=self.pool_spec(args),
-            opts=child_opts(self, provider, depends_on=[self.chart]),
+            opts=child_opts(self, provider, depends_on=waits),
         )
         advertisement = k8s.apiextensions.CustomResource(
             f"{name}-l2-advertisement",
@@ -102,7 +175,7 @@ class MetalLB(pulumi.ComponentResource):
             kind="L2Advertisement",
             metadata={"name": args.pool_name, "namespace": ns.metadata["name"], "labels": dict(MANAGED_BY)},
             spec={"ipAddressPools": [args.pool_name]},
-            opts=child_opts(self, provider, depends_on=[self.chart, pool]),
+            opts=child_opts(self, provider, depends_on=[*waits, pool]),
         )
 
         self.ready = [pool, advertisement]
@@ -128,6 +201,18 @@ class MetalLB(pulumi.ComponentResource):
         if args.load_balancer_class:
             values["loadBalancerClass"] = args.load_balancer_class
         return values
+
+    @staticmethod
+    def webhook_probe(args: MetalLBArgs) -> AdmissionProbe:
+        """An L2Advertisement for every pool: what the webhook admits whatever pools exist."""
+        return AdmissionProbe(
+            api_version="metallb.io/v1beta1",
+            kind="L2Advertisement",
+            resource="l2advertisements",
+            # MetalLB's webhook refuses its objects outside the release's namespace.
+            namespace=args.namespace,
+            body={"spec": {}},
+        )
 
     @staticmethod
     def pool_spec(args: MetalLBArgs) -> dict[str, Any]:

@@ -14,8 +14,8 @@ What it creates, in order:
   labels and taints of its settings (environment=production / environment=development);
 - the OIDC provider for IRSA; CoreDNS, the EBS CSI driver (with its IRSA role) and the CSI
   snapshot controller as add-ons once nodes exist; a default encrypted gp3 StorageClass;
-- cluster-autoscaler (Helm, IRSA) and, when the stack's balancer is aws-nlb, the AWS Load
-  Balancer Controller (Helm, IRSA).
+- cluster-autoscaler (helm.v4.Chart, IRSA) and, when the stack's balancer is aws-nlb, the AWS
+  Load Balancer Controller (helm.v4.Chart, IRSA, without its Service mutator webhook).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_aws as aws
 import pulumi_kubernetes as k8s
+import pulumi_tls as tls
 
 from components.cluster import iam
 from components.kube import child_opts
@@ -39,6 +40,13 @@ CLUSTER_AUTOSCALER_SERVICE_ACCOUNT = ("kube-system", "cluster-autoscaler")
 LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT = ("kube-system", "aws-load-balancer-controller")
 EBS_CSI_SERVICE_ACCOUNT = ("kube-system", "ebs-csi-controller-sa")
 VPC_CNI_SERVICE_ACCOUNT = ("kube-system", "aws-node")
+#: The chart's webhook Service: <namePrefix>-webhook-service, namePrefix being the chart name
+#: without "-controller".
+LOAD_BALANCER_CONTROLLER_WEBHOOK_SERVICE = "aws-load-balancer-webhook-service"
+#: The webhook certificates last as long as the chart's own (genCA ... 3650 days); an `up` in
+#: the last 30 days renews them.
+WEBHOOK_CERT_VALIDITY_HOURS = 3650 * 24
+WEBHOOK_CERT_EARLY_RENEWAL_HOURS = 30 * 24
 
 #: Days the control plane's api/audit/authenticator logs are kept.
 CONTROL_PLANE_LOG_RETENTION_DAYS = 90
@@ -68,6 +76,11 @@ def cluster_autoscaler_image_tag(args: EksClusterArgs) -> str:
             f"{args.kubernetes_version}; cluster-autoscaler must match the cluster's minor version"
         )
     return tag
+
+
+def cluster_identifier(cluster_name: str, region: str) -> str:
+    """The Kubernetes provider's identity: known from settings, so never unknown in a preview."""
+    return f"eks:{region}:{cluster_name}"
 
 
 def _subnet_cidrs(vpc_cidr: str, zones: tuple[str, ...]) -> tuple[dict[str, str], dict[str, str]]:
@@ -324,6 +337,12 @@ class EksCluster(pulumi.ComponentResource):
         self.provider = k8s.Provider(
             f"{name}-provider",
             kubeconfig=self.kubeconfig,
+            # The kubeconfig carries the endpoint and CA, outputs that are unknown whenever the
+            # cluster resource changes in a preview (a version upgrade, a logging change); without
+            # an identifier the provider would then plan to replace every object on the cluster.
+            # Region and name, both from settings, are the cluster's identity (changing either
+            # replaces the EKS cluster itself), never an output that can be unknown.
+            cluster_identifier=cluster_identifier(cluster_name, eks.region),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[*node_groups, coredns]),
         )
 
@@ -343,7 +362,10 @@ class EksCluster(pulumi.ComponentResource):
         ready: list[pulumi.Resource] = [*node_groups, coredns]
         if eks.cluster_autoscaler.enabled:
             self._cluster_autoscaler(autoscaler_tag, ready)
-        #: What LoadBalancer Services must wait for: the controller's Service webhook fails closed.
+        #: What LoadBalancer Services wait for: the controller that provisions their NLB (nothing
+        #: else serves the service.k8s.aws/nlb class, so a Service created earlier would only
+        #: spend its await timeout waiting for an address). No webhook of the controller's
+        #: refuses other objects while it starts (see load_balancer_controller_values).
         self.load_balancer_ready: list[pulumi.Resource] = []
         if args.load_balancer_controller:
             self.load_balancer_ready.append(self._load_balancer_controller(vpc.id, ready))
@@ -500,7 +522,7 @@ class EksCluster(pulumi.ComponentResource):
             ),
         )
 
-    def _cluster_autoscaler(self, image_tag: str, ready: list[pulumi.Resource]) -> k8s.helm.v3.Release:
+    def _cluster_autoscaler(self, image_tag: str, ready: list[pulumi.Resource]) -> k8s.helm.v4.Chart:
         settings = self._args.eks.cluster_autoscaler
         namespace, account = CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
         role = self._irsa_role(
@@ -508,66 +530,161 @@ class EksCluster(pulumi.ComponentResource):
             CLUSTER_AUTOSCALER_SERVICE_ACCOUNT,
             inline=iam.cluster_autoscaler_policy(self._args.cluster_name),
         )
-        return k8s.helm.v3.Release(
+        # helm.v4.Chart: the chart has no hooks and no lookups, so its objects are rendered here
+        # and a real `pulumi preview --policy-pack policy` checks them. It lives in kube-system,
+        # which EKS owns: this program neither creates nor labels that namespace.
+        return k8s.helm.v4.Chart(
             f"{self._name}-cluster-autoscaler",
             name="cluster-autoscaler",
             chart="cluster-autoscaler",
             version=settings.chart_version,
             namespace=namespace,
             repository_opts={"repo": CLUSTER_AUTOSCALER_REPO},
-            values={
-                "cloudProvider": "aws",
-                "awsRegion": self._args.eks.region,
-                "autoDiscovery": {"clusterName": self._args.cluster_name},
-                "image": {"tag": image_tag},
-                "rbac": {
-                    "serviceAccount": {
-                        "create": True,
-                        "name": account,
-                        "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-                    }
-                },
-                "extraArgs": {
-                    "expander": settings.expander,
-                    "balance-similar-node-groups": True,
-                    "skip-nodes-with-system-pods": False,
-                },
-                "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
-            },
+            values=cluster_autoscaler_values(self._args, image_tag, role.arn),
             opts=child_opts(self, self.provider, depends_on=ready),
         )
 
-    def _load_balancer_controller(
-        self, vpc_id: pulumi.Output[str], ready: list[pulumi.Resource]
-    ) -> k8s.helm.v3.Release:
+    def _load_balancer_controller(self, vpc_id: pulumi.Output[str], ready: list[pulumi.Resource]) -> k8s.helm.v4.Chart:
         settings = self._args.eks.load_balancer_controller
-        namespace, account = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
+        namespace, _ = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
         role = self._irsa_role(
             "load-balancer-controller",
             LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT,
             inline=iam.load_balancer_controller_policy(),
         )
-        return k8s.helm.v3.Release(
+        webhook_tls = self._webhook_certificate()
+        # helm.v4.Chart: the chart has no hooks; its one `lookup` (reusing the webhook's TLS
+        # Secret) is bypassed by passing the certificate in webhookTLS, so the render is the same
+        # on every run and a real `pulumi preview --policy-pack policy` checks its objects. Like
+        # cluster-autoscaler it lives in kube-system, which this program neither creates nor labels.
+        return k8s.helm.v4.Chart(
             f"{self._name}-load-balancer-controller",
             name="aws-load-balancer-controller",
             chart="aws-load-balancer-controller",
             version=settings.chart_version,
             namespace=namespace,
             repository_opts={"repo": EKS_CHARTS_REPO},
-            values={
-                "clusterName": self._args.cluster_name,
-                # Given explicitly: with IMDS hop limit 1 the controller cannot look them up.
-                "region": self._args.eks.region,
-                "vpcId": vpc_id,
-                "replicaCount": settings.replicas,
-                "serviceAccount": {
-                    "create": True,
-                    "name": account,
-                    "annotations": {"eks.amazonaws.com/role-arn": role.arn},
-                },
-            },
+            values=load_balancer_controller_values(self._args, vpc_id, role.arn, webhook_tls),
             opts=child_opts(self, self.provider, depends_on=ready),
         )
+
+    def _webhook_certificate(self) -> WebhookTls:
+        """The LB controller's webhook serving certificate and its CA (the chart would make new ones per render)."""
+        name = f"{self._name}-load-balancer-controller-webhook"
+        namespace, _ = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
+        service = LOAD_BALANCER_CONTROLLER_WEBHOOK_SERVICE
+        mine = pulumi.ResourceOptions(parent=self)
+        ca_key = tls.PrivateKey(f"{name}-ca-key", algorithm="ECDSA", ecdsa_curve="P256", opts=mine)
+        ca = tls.SelfSignedCert(
+            f"{name}-ca",
+            private_key_pem=ca_key.private_key_pem,
+            is_ca_certificate=True,
+            subject={"common_name": "aws-load-balancer-controller-ca"},
+            allowed_uses=["cert_signing", "crl_signing", "digital_signature"],
+            validity_period_hours=WEBHOOK_CERT_VALIDITY_HOURS,
+            early_renewal_hours=WEBHOOK_CERT_EARLY_RENEWAL_HOURS,
+            opts=mine,
+        )
+        key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256", opts=mine)
+        dns_names = [f"{service}.{namespace}", f"{service}.{namespace}.svc", f"{service}.{namespace}.svc.cluster.local"]
+        request = tls.CertRequest(
+            f"{name}-request",
+            private_key_pem=key.private_key_pem,
+            subject={"common_name": dns_names[1]},
+            dns_names=dns_names,
+            opts=mine,
+        )
+        cert = tls.LocallySignedCert(
+            f"{name}-cert",
+            cert_request_pem=request.cert_request_pem,
+            ca_private_key_pem=ca_key.private_key_pem,
+            ca_cert_pem=ca.cert_pem,
+            allowed_uses=["server_auth", "digital_signature", "key_encipherment"],
+            validity_period_hours=WEBHOOK_CERT_VALIDITY_HOURS,
+            early_renewal_hours=WEBHOOK_CERT_EARLY_RENEWAL_HOURS,
+            opts=mine,
+        )
+        return WebhookTls(ca_cert=ca.cert_pem, cert=cert.cert_pem, key=pulumi.Output.secret(key.private_key_pem))
+
+
+@dataclass(frozen=True)
+class WebhookTls:
+    """PEM certificate, key and CA the AWS Load Balancer Controller's webhooks serve with."""
+
+    ca_cert: pulumi.Input[str]
+    cert: pulumi.Input[str]
+    key: pulumi.Input[str]
+
+
+def cluster_autoscaler_values(args: EksClusterArgs, image_tag: str, role_arn: pulumi.Input[str]) -> dict[str, Any]:
+    """The cluster-autoscaler chart's values (keys as in its values.yaml)."""
+    namespace, account = CLUSTER_AUTOSCALER_SERVICE_ACCOUNT
+    return {
+        # The Deployment is kube-system/cluster-autoscaler, the name policy/config exempts from
+        # the readiness-probe rule: the chart (9.59.0) templates only a livenessProbe
+        # (/health-check on 8085) and has no value for a readiness probe.
+        "fullnameOverride": "cluster-autoscaler",
+        "cloudProvider": "aws",
+        "awsRegion": args.eks.region,
+        "autoDiscovery": {"clusterName": args.cluster_name},
+        "image": {"tag": image_tag},
+        "rbac": {
+            "serviceAccount": {
+                "create": True,
+                "name": account,
+                "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+            }
+        },
+        "extraArgs": {
+            "expander": args.eks.cluster_autoscaler.expander,
+            "balance-similar-node-groups": True,
+            "skip-nodes-with-system-pods": False,
+        },
+        "resources": {"requests": {"cpu": "100m", "memory": "300Mi"}, "limits": {"memory": "600Mi"}},
+    }
+
+
+def load_balancer_controller_values(
+    args: EksClusterArgs, vpc_id: pulumi.Input[str], role_arn: pulumi.Input[str], webhook_tls: WebhookTls
+) -> dict[str, Any]:
+    """The aws-load-balancer-controller chart's values (keys as in its values.yaml)."""
+    _, account = LOAD_BALANCER_CONTROLLER_SERVICE_ACCOUNT
+    return {
+        "clusterName": args.cluster_name,
+        # Given explicitly: with IMDS hop limit 1 the controller cannot look them up.
+        "region": args.eks.region,
+        "vpcId": vpc_id,
+        "replicaCount": args.eks.load_balancer_controller.replicas,
+        "serviceAccount": {
+            "create": True,
+            "name": account,
+            "annotations": {"eks.amazonaws.com/role-arn": role_arn},
+        },
+        # A controller pod without requests runs BestEffort and is evicted first.
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        # Off: the Service mutator (mservice.elbv2.k8s.aws) sees every Service CREATE in every
+        # namespace and fails closed, so it refuses istiod's, metrics-server's and Percona's
+        # Services while the controller starts. It only exists to give LoadBalancer Services
+        # without a class this controller's class, and every LoadBalancer Service this program
+        # makes already names spec.loadBalancerClass service.k8s.aws/nlb (components/balancer).
+        "enableServiceMutatorWebhook": False,
+        # Off: the Ingress validator (vingress.elbv2.k8s.aws) sees every Ingress in every namespace
+        # and fails closed (Traefik's Ingress for the Linkerd dashboard would be refused while the
+        # controller starts). This program runs NLBs only, no ALB Ingress, so it also creates no
+        # `alb` IngressClass or IngressClassParams.
+        "webhookConfig": {"disableIngressValidation": True},
+        "createIngressClassResource": False,
+        "ingressClassParams": {"create": False},
+        # The chart's other webhooks cannot refuse unrelated objects while it starts: the pod
+        # mutators (readiness gates, QUIC server ids, ALB target control) select only namespaces
+        # or pods carrying elbv2.k8s.aws/* labels this program never sets, and the readiness-gate
+        # one fails open (Ignore, upstream's default, pinned here); the rest validate or mutate
+        # only the controller's own TargetGroupBinding / IngressClassParams objects.
+        "podMutatorWebhookConfig": {"failurePolicy": "Ignore"},
+        # The chart would generate a new CA and certificate on every render (genCA): a perpetual
+        # diff, with the webhook's caBundle and the Secret racing on each update.
+        "webhookTLS": {"caCert": webhook_tls.ca_cert, "cert": webhook_tls.cert, "key": webhook_tls.key},
+    }
 
 
 def kubeconfig_for(

@@ -33,6 +33,9 @@ class ExistingCluster(pulumi.ComponentResource):
             f"{name}-provider",
             kubeconfig=kubeconfig,
             context=args.context,
+            # The context names the cluster: another kubeconfig file (or a rotated credential)
+            # for the same context is an update of the provider, not a new cluster.
+            cluster_identifier=f"context:{args.context}",
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.name = pulumi.Output.from_input(args.context)

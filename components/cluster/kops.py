@@ -61,6 +61,11 @@ def find_kops(binary: str) -> str:
     return found
 
 
+def cluster_identifier(kops: KopsSettings) -> str:
+    """The Kubernetes provider's identity: known from settings, so never unknown in a preview."""
+    return f"kops:{kops.name}"
+
+
 def _control_plane_zones(kops: KopsSettings) -> tuple[str, ...]:
     return kops.control_plane.zones or kops.zones[:1]
 
@@ -345,7 +350,13 @@ class KopsCluster(pulumi.ComponentResource):
         #: with this command: LoadBalancer Services wait for it.
         self.load_balancer_ready: list[pulumi.Resource] = [cluster]
         self.provider = k8s.Provider(
-            f"{name}-provider", kubeconfig=self.kubeconfig, opts=pulumi.ResourceOptions(parent=self)
+            f"{name}-provider",
+            kubeconfig=self.kubeconfig,
+            # The kubeconfig is the command's stdout, unknown in the preview of any change to the
+            # specs; without an identifier the provider would then plan to replace every object
+            # on the cluster. The cluster's name is its identity: only a new name is a new cluster.
+            cluster_identifier=cluster_identifier(kops),
+            opts=pulumi.ResourceOptions(parent=self),
         )
         self.register_outputs(
             {

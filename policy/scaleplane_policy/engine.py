@@ -78,20 +78,31 @@ def evaluate(
     *,
     balancer: Optional[str] = None,
     production: bool = False,
+    declared: Iterable[Mapping[str, Any]] = (),
+    declared_policies: Iterable[str] = (),
 ) -> list[Violation]:
     """Every violation in a stack's resources, in policy order then resource order.
 
     Each resource is a mapping with "type", "name", "urn" and "props". Disabled policies report
     nothing; the others report at their effective level.
+
+    `declared` are objects a chart renders as its component declares them (what a pack cannot
+    see inside a helm.v3.Release, and the offline plan does not render): only the policies named
+    in `declared_policies` judge them, with the same exemptions, after the stack's own objects.
     """
     effective = validate_config(config, balancer=balancer, production=production)
     objects = [KubeObject.of(resource) for resource in resources]
+    chart_objects = [KubeObject.of(resource) for resource in declared]
+    unknown = sorted(set(declared_policies) - set(BY_NAME))
+    if unknown:
+        raise ValueError(f"declared_policies names no policy: {', '.join(unknown)}")
     violations: list[Violation] = []
     for policy in POLICIES:
         settings = effective.policies[policy.name]
         if settings.level == "disabled":
             continue
-        for obj, message in run_policy(policy, objects, settings):
+        judged = objects + chart_objects if policy.name in declared_policies else objects
+        for obj, message in run_policy(policy, judged, settings):
             violations.append(Violation(policy.name, settings.level, obj.urn, message))
     return violations
 
