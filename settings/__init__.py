@@ -18,7 +18,13 @@ from typing import Annotated, Any, Literal, Optional, Self, Union
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
 from settings.base import NAMESPACE, SettingsError, key_path, settings
-from settings.cluster import ClusterKind, EksSettings, ExistingClusterSettings, KopsSettings
+from settings.cluster import (
+    ClusterKind,
+    EksSettings,
+    ExistingClusterSettings,
+    KopsSettings,
+    refuse_world_open_in_production,
+)
 from settings.database import DatabaseSettings
 from settings.storage import StorageSettings
 from settings.traffic import ExposureSettings, IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings, Scheme
@@ -87,6 +93,16 @@ class Settings:
                 raise ValueError(f"cluster is '{kind}' but scaleplane:{key} is not set")
             if kind != self.cluster and section is not None:
                 raise ValueError(f"scaleplane:{key} is set but cluster is '{self.cluster}'")
+        return self
+
+    @model_validator(mode="after")
+    def _control_planes_not_world_open_in_production(self) -> Self:
+        if self.production and self.eks is not None:
+            refuse_world_open_in_production("eks", {"publicAccessCidrs": self.eks.public_access_cidrs})
+        if self.production and self.kops is not None:
+            refuse_world_open_in_production(
+                "kops", {"kubernetesApiAccess": self.kops.kubernetes_api_access, "sshAccess": self.kops.ssh_access}
+            )
         return self
 
     @model_validator(mode="after")

@@ -198,10 +198,13 @@ class EksSettings:
     vpc_cidr: Cidr = "10.0.0.0/16"
     #: One NAT gateway per zone (survives a zone outage) or a single shared one (cheaper).
     nat_gateways: Literal["per-zone", "single"] = "per-zone"
-    #: Where the API server is reachable: from the internet, only inside the VPC, or both.
-    endpoint_access: Literal["public", "private", "public-and-private"] = "public-and-private"
-    #: CIDRs allowed to reach the public endpoint.
-    public_access_cidrs: tuple[Cidr, ...] = ("0.0.0.0/0",)
+    #: Where the API server is reachable: only inside the VPC (the default: nothing on the
+    #: internet reaches it), from the internet, or both.
+    endpoint_access: Literal["public", "private", "public-and-private"] = "private"
+    #: CIDRs allowed to reach the public endpoint: required with a public endpoint, and only
+    #: the user knows them (their CI runners' and admins' egress ranges). Production refuses
+    #: 0.0.0.0/0.
+    public_access_cidrs: tuple[Cidr, ...] = ()
     #: IAM principals granted cluster-admin through EKS access entries (besides the creator).
     admin_principal_arns: tuple[PrincipalArn, ...] = ()
     addons: EksAddonVersions = EksAddonVersions()
@@ -227,8 +230,14 @@ class EksSettings:
         prefix = ipaddress.ip_network(self.vpc_cidr).prefixlen
         if not 16 <= prefix <= 20:
             raise ValueError(f"vpcCidr {self.vpc_cidr} must be a /16 to /20 so each zone gets two subnets")
-        if self.endpoint_access == "private" and self.public_access_cidrs != ("0.0.0.0/0",):
+        _unique(self.public_access_cidrs, "publicAccessCidrs entry")
+        if self.endpoint_access == "private" and self.public_access_cidrs:
             raise ValueError("publicAccessCidrs has no effect when endpointAccess is private")
+        if self.endpoint_access != "private" and not self.public_access_cidrs:
+            raise ValueError(
+                f"endpointAccess is {self.endpoint_access!r} but publicAccessCidrs is empty: list the "
+                "egress CIDRs of the CI runners and admins that reach the API, or use endpointAccess private"
+            )
         return self
 
 
@@ -264,6 +273,8 @@ class KopsSettings:
     zones: Annotated[tuple[Zone, ...], Field(min_length=1, max_length=6)] = ("us-east-1a",)
     #: The kops executable: a path or a name on PATH.
     kops_binary: Annotated[str, Field(min_length=1)] = "kops"
+    #: The kubectl executable that drains a removed instance group's nodes: a path or a name on PATH.
+    kubectl_binary: Annotated[str, Field(min_length=1)] = "kubectl"
     #: Patch release of the stack's kubernetesVersion that kops installs (1.34 + 2 -> 1.34.2).
     kubernetes_patch: Annotated[int, Field(ge=0, le=99)] = 0
     #: How the API is found: no DNS (through the API load balancer), or a Route 53 zone.
@@ -273,8 +284,12 @@ class KopsSettings:
     networking: Literal["cilium", "calico", "amazonvpc", "kubenet"] = "cilium"
     network_cidr: Cidr = "172.20.0.0/16"
     topology: Literal["public", "private"] = "public"
-    #: CIDRs allowed to reach the API and SSH.
-    kubernetes_api_access: tuple[Cidr, ...] = ("0.0.0.0/0",)
+    #: CIDRs allowed to reach the API through its load balancer. Empty (the default): nothing
+    #: outside the VPC does, and the API load balancer is internal. Only the user knows these
+    #: ranges (their CI runners' and admins' egress); production refuses 0.0.0.0/0.
+    kubernetes_api_access: tuple[Cidr, ...] = ()
+    #: CIDRs allowed to SSH to the nodes. Empty (the default): none (no key pair is installed
+    #: either); production refuses 0.0.0.0/0.
     ssh_access: tuple[Cidr, ...] = ()
     control_plane: KopsControlPlaneSettings = KopsControlPlaneSettings()
 
@@ -296,4 +311,23 @@ class KopsSettings:
         prefix = ipaddress.ip_network(self.network_cidr).prefixlen
         if not 16 <= prefix <= 20:
             raise ValueError(f"networkCidr {self.network_cidr} must be a /16 to /20")
+        _unique(self.kubernetes_api_access, "kubernetesApiAccess entry")
+        _unique(self.ssh_access, "sshAccess entry")
         return self
+
+
+def world_open(cidrs: tuple[str, ...]) -> list[str]:
+    """The CIDRs among `cidrs` that let in the whole internet (0.0.0.0/0, ::/0)."""
+    return [cidr for cidr in cidrs if ipaddress.ip_network(cidr).prefixlen == 0]
+
+
+def refuse_world_open_in_production(section: str, lists: dict[str, tuple[str, ...]]) -> None:
+    """A production stack never opens a control plane to the whole internet."""
+    for key, cidrs in lists.items():
+        open_ = world_open(cidrs)
+        if open_:
+            raise ValueError(
+                f"scaleplane:{section}.{key} contains {', '.join(open_)} in a production stack: list the "
+                "CIDRs that need access (CI runners' and admins' egress ranges) instead"
+                + (", or use endpointAccess private" if key == "publicAccessCidrs" else "")
+            )

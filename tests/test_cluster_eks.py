@@ -112,7 +112,9 @@ def test_cluster_uses_access_entries_the_settings_version_and_encrypted_secrets(
     assert cluster.inputs["bootstrapSelfManagedAddons"] is False
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     vpc = cluster.inputs["vpcConfig"]
-    assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is True
+    # prod ships a private endpoint: nothing on the internet reaches its API.
+    assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in vpc
     assert len(vpc["subnetIds"]) == 6
     # The control-plane log group is created (bounded, and deleted on destroy) before EKS would make its own.
     (logs,) = prod.of_type("aws:cloudwatch/logGroup:LogGroup")
@@ -120,15 +122,22 @@ def test_cluster_uses_access_entries_the_settings_version_and_encrypted_secrets(
     assert logs.urn in cluster.dependencies
 
 
-def test_private_endpoint_only(prod: mockrun.PlanResult) -> None:
+def test_a_public_endpoint_is_open_only_to_the_listed_cidrs() -> None:
     eks = json.loads(stack_config("prod")["scaleplane:eks"])
-    eks["endpointAccess"] = "private"
+    eks["endpointAccess"] = "public-and-private"
+    eks["publicAccessCidrs"] = ["198.51.100.0/24"]
     config = {**stack_config("prod"), "scaleplane:eks": json.dumps(eks)}
     plan = mockrun.run("prod", config, _program)
     (cluster,) = plan.of_type("aws:eks/cluster:Cluster")
     vpc = cluster.inputs["vpcConfig"]
-    assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is False
-    assert "publicAccessCidrs" not in vpc
+    assert vpc["endpointPrivateAccess"] is True and vpc["endpointPublicAccess"] is True
+    assert vpc["publicAccessCidrs"] == ["198.51.100.0/24"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_shipped_eks_stacks_keep_the_api_off_the_internet(stack: str) -> None:
+    (cluster,) = mockrun.run("prod", stack_config(stack), _program).of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
 
 
 def test_node_groups_carry_labels_taints_sizes_and_zones(prod: mockrun.PlanResult) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 import yaml
 
-from components.cluster.kops import KopsBinaryNotFoundError, find_kops
+from components.cluster.kops import KopsBinaryNotFoundError, encryption_config, find_kops
 from deploy import mockrun
 from deploy.project import stack_config
 
@@ -47,7 +47,12 @@ printf '%s\\n' "$*" >> "$KOPS_CALLS"
 echo "kops log line for: $1" >&2
 case "$1" in
   replace) cat > "$KOPS_CALLS.specs" ;;
+  create) cat > "$KOPS_CALLS.encryptionconfig" ;;
   get)
+    if [ "$2" = secrets ]; then
+      [ -n "${KOPS_HAS_ENCRYPTIONCONFIG:-}" ] || { echo "no secrets found" >&2; exit 1; }
+      exit 0
+    fi
     printf 'NAME\tROLE\tMACHINETYPE\tMIN\tMAX\tZONES\n'
     printf 'control-plane-us-east-1a\tControlPlane\tt3.medium\t1\t1\tus-east-1a\n'
     printf 'nodes\tNode\tt3.medium\t1\t3\tus-east-1a,us-east-1b\n'
@@ -60,6 +65,15 @@ case "$1" in
       shift
     done ;;
 esac
+"""
+
+FAKE_KUBECTL = """#!/bin/bash
+# Stand-in for kubectl: records each call in the same log as kops; fails a drain on request.
+printf 'kubectl %s\\n' "$*" >> "$KOPS_CALLS"
+if [ "$1" = drain ] && [ -n "${KUBECTL_DRAIN_FAILS:-}" ]; then
+  echo "error: cannot evict pod as it would violate the pod's disruption budget" >&2
+  exit 1
+fi
 """
 
 
@@ -91,6 +105,15 @@ def fake_kops(tmp_path: Path) -> Path:
     binary.write_text(FAKE_KOPS)
     binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "kubeconfig.source").write_text(KUBECONFIG)
+    return binary
+
+
+@pytest.fixture()
+def fake_kubectl(tmp_path: Path) -> Path:
+    binary = tmp_path / "kubectl-bin" / "kubectl"
+    binary.parent.mkdir()
+    binary.write_text(FAKE_KUBECTL)
+    binary.chmod(binary.stat().st_mode | stat.S_IXUSR)
     return binary
 
 
@@ -151,7 +174,11 @@ def test_kops_runs_only_after_the_state_store_is_locked_down(dev: mockrun.PlanRe
     ):
         (resource,) = dev.of_type(type_)
         assert resource.urn in command.dependencies
-    assert command.inputs["environment"] == {"KOPS_STATE_STORE": "s3://scaleplane-dev-kops-state"}
+    environment = command.inputs["environment"]
+    assert environment["KOPS_STATE_STORE"] == "s3://scaleplane-dev-kops-state"
+    # The encryption key is a secret input (known only once generated).
+    assert set(environment) == {"KOPS_STATE_STORE", "SCALEPLANE_ENCRYPTION_CONFIG"}
+    assert "environment" in command.secret_paths
 
 
 def test_cluster_spec_is_the_playbook_cluster(dev: mockrun.PlanResult) -> None:
@@ -173,6 +200,35 @@ def test_cluster_spec_is_the_playbook_cluster(dev: mockrun.PlanResult) -> None:
     # Metrics Server authenticates to the kubelet with a service-account token: webhook authn/authz.
     kubelet = spec["kubelet"]
     assert kubelet == {"anonymousAuth": False, "authenticationTokenWebhook": True, "authorizationMode": "Webhook"}
+    # Secrets encrypted at rest; the key is kops' encryptionconfig secret (see the scripts).
+    assert spec["encryptionConfig"] is True
+    # dev lists no API or SSH access: nothing outside the VPC reaches either.
+    assert spec["kubernetesApiAccess"] == [] and spec["sshAccess"] == []
+    assert spec["api"]["loadBalancer"] == {"type": "Internal", "class": "Network"}
+
+
+def test_listed_api_cidrs_get_a_public_api_load_balancer_open_only_to_them() -> None:
+    config = _dev_config(kubernetesApiAccess=["198.51.100.0/24"], sshAccess=["198.51.100.7/32"])
+    spec = _specs(mockrun.run("dev", config, _program))[0]["spec"]
+    assert spec["kubernetesApiAccess"] == ["198.51.100.0/24"]
+    assert spec["sshAccess"] == ["198.51.100.7/32"]
+    assert spec["api"]["loadBalancer"]["type"] == "Public"
+
+
+def test_encryption_config_seals_secrets_and_keeps_older_ones_readable() -> None:
+    document = yaml.safe_load(encryption_config("a2V5"))
+    assert document["apiVersion"] == "apiserver.config.k8s.io/v1" and document["kind"] == "EncryptionConfiguration"
+    (rule,) = document["resources"]
+    assert rule["resources"] == ["secrets"]
+    first, last = rule["providers"]
+    assert first == {"secretbox": {"keys": [{"name": "key1", "secret": "a2V5"}]}}
+    assert last == {"identity": {}}
+
+
+def test_encryption_key_is_32_generated_bytes(dev: mockrun.PlanResult) -> None:
+    (key,) = dev.of_type("random:index/randomBytes:RandomBytes")
+    assert key.inputs["length"] == 32
+    assert key.parent == _command(dev).parent
 
 
 def test_instance_groups_carry_environment_labels_and_taints() -> None:
@@ -234,10 +290,11 @@ def test_kubeconfig_keeps_kops_from_path_when_the_binary_is_a_name() -> None:
 
 
 def _run_script(
-    script: str, stdin: str, tmp_path: Path, fake_kops: Path
+    script: str, stdin: str, tmp_path: Path, fake_kops: Path, **extra_env: str
 ) -> tuple[subprocess.CompletedProcess[str], list[str]]:
     calls = tmp_path / "calls"
     env = {
+        **extra_env,
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "KOPS_STATE_STORE": "s3://scaleplane-dev-kops-state",
         "KOPS_CALLS": str(calls),
@@ -250,49 +307,101 @@ def _run_script(
     return result, logged
 
 
-def test_create_update_delete_drive_kops_in_order(fake_kops: Path, tmp_path: Path) -> None:
-    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops)), _program)
+def test_create_update_delete_drive_kops_in_order(fake_kops: Path, fake_kubectl: Path, tmp_path: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=str(fake_kubectl)), _program)
     command = _command(plan).inputs
     name = "dev.scaleplane.k8s.local"
 
-    created, calls = _run_script(command["create"], command["stdin"], tmp_path, fake_kops)
+    sealed = encryption_config("c2VjcmV0Ym94IGtleSBvZiAzMiBieXRlcyBmb3IgdGVzdHM=")
+    created, calls = _run_script(
+        command["create"], command["stdin"], tmp_path, fake_kops, SCALEPLANE_ENCRYPTION_CONFIG=sealed
+    )
     assert created.returncode == 0, created.stderr
     assert created.stdout == KUBECONFIG  # only the kubeconfig reaches stdout; logs go to stderr
     assert "kops log line" in created.stderr
+    assert sealed not in created.stderr  # the key is never logged
     assert [c.split()[:2] for c in calls] == [
         ["replace", "-f"],
+        ["get", "secrets"],
+        ["create", "secret"],
         ["update", "cluster"],
         ["export", "kubeconfig"],
         ["validate", "cluster"],
     ]
     assert calls[0] == "replace -f - --force"
-    assert f"--name {name} --yes" in calls[1]
-    assert "--auth-plugin" in calls[2]
+    # The encryption key is stored (from stdin, never replaced) before the first update needs it.
+    assert calls[1] == f"get secrets encryptionconfig --name {name}"
+    assert calls[2] == f"create secret encryptionconfig --name {name} -f -"
+    assert (tmp_path / "calls.encryptionconfig").read_text() == sealed
+    assert f"--name {name} --yes" in calls[3]
+    assert "--auth-plugin" in calls[4]
     assert (tmp_path / "calls.specs").read_text() == command["stdin"]
 
     (tmp_path / "calls").unlink()
-    updated, calls = _run_script(command["update"], command["stdin"], tmp_path, fake_kops)
+    updated, calls = _run_script(
+        command["update"],
+        command["stdin"],
+        tmp_path,
+        fake_kops,
+        SCALEPLANE_ENCRYPTION_CONFIG=encryption_config("another key"),
+        KOPS_HAS_ENCRYPTIONCONFIG="1",
+    )
     assert updated.returncode == 0, updated.stderr
     assert updated.stdout == KUBECONFIG
     assert [c.split()[0] for c in calls] == [
         "replace",
-        "update",
         "get",
-        "delete",
+        "update",
         "export",
+        "get",
+        "kubectl",
+        "kubectl",
+        "delete",
         "rolling-update",
         "validate",
     ]
-    # The worker group settings no longer list goes; the listed ones and the control plane stay.
-    assert calls[2] == f"get instancegroups --name {name}"
-    assert calls[3] == f"delete instancegroup retired --name {name} --yes"
-    assert calls[5] == f"rolling-update cluster --name {name} --yes"
+    # The existing encryption secret is kept: a new key would make every Secret unreadable.
+    assert calls[1] == f"get secrets encryptionconfig --name {name}"
+    # The worker group settings no longer list goes, drained first through the exported
+    # kubeconfig; the listed ones and the control plane stay.
+    assert calls[4] == f"get instancegroups --name {name}"
+    assert calls[5] == "kubectl cordon -l kops.k8s.io/instancegroup=retired"
+    assert calls[6] == (
+        "kubectl drain -l kops.k8s.io/instancegroup=retired --ignore-daemonsets --delete-emptydir-data --timeout=15m"
+    )
+    assert calls[7] == f"delete instancegroup retired --name {name} --yes"
+    assert calls[8] == f"rolling-update cluster --name {name} --yes"
 
     (tmp_path / "calls").unlink()
     deleted, calls = _run_script(command["delete"], "", tmp_path, fake_kops)
     assert deleted.returncode == 0, deleted.stderr
     assert deleted.stdout == ""
     assert calls == [f"delete cluster --name {name} --yes"]
+
+
+def test_a_group_whose_drain_fails_is_not_deleted(fake_kops: Path, fake_kubectl: Path, tmp_path: Path) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=str(fake_kubectl)), _program)
+    command = _command(plan).inputs
+    updated, calls = _run_script(
+        command["update"], command["stdin"], tmp_path, fake_kops, KUBECTL_DRAIN_FAILS="1", KOPS_HAS_ENCRYPTIONCONFIG="1"
+    )
+    assert updated.returncode != 0
+    assert "disruption budget" in updated.stderr
+    assert any(c.startswith("kubectl drain") for c in calls)
+    # Nothing deleted, nothing rolled: the update stops with the group still running.
+    assert not any(c.startswith(("delete", "rolling-update")) for c in calls)
+
+
+def test_without_kubectl_a_removed_group_is_refused_not_deleted(fake_kops: Path, tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing" / "kubectl")
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=missing), _program)
+    command = _command(plan).inputs
+    updated, calls = _run_script(
+        command["update"], command["stdin"], tmp_path, fake_kops, KOPS_HAS_ENCRYPTIONCONFIG="1"
+    )
+    assert updated.returncode == 127
+    assert "scaleplane:kops.kubectlBinary" in updated.stderr
+    assert not any(c.startswith("delete") for c in calls)
 
 
 def test_scripts_stop_with_a_clear_message_when_kops_is_missing(tmp_path: Path, fake_kops: Path) -> None:

@@ -217,3 +217,58 @@ def test_kops_settings_defaults_are_the_playbook() -> None:
         json.dumps({"name": "demo.k8s.local", "stateStoreBucket": "demo-state", "instanceGroups": [group]})
     )
     assert kops.region == "us-east-1" and kops.zones == ("us-east-1a",) and kops.kops_binary == "kops"
+
+
+def test_eks_defaults_to_a_private_endpoint_open_to_nobody() -> None:
+    section = {k: v for k, v in _eks().items() if k not in ("endpointAccess", "publicAccessCidrs")}
+    eks = from_config(_with("prod", eks=section)).eks
+    assert eks is not None
+    assert eks.endpoint_access == "private" and eks.public_access_cidrs == ()
+
+
+@pytest.mark.parametrize("access", ["public", "public-and-private"])
+def test_a_public_eks_endpoint_needs_the_cidrs_only_the_user_knows(access: str) -> None:
+    staging = {**json.loads(stack_config("staging")["scaleplane:eks"]), "endpointAccess": access}
+    message = _problems(_with("staging", eks=staging))
+    assert "scaleplane:eks" in message and "publicAccessCidrs is empty" in message
+
+
+def test_cidrs_on_a_private_eks_endpoint_are_refused() -> None:
+    message = _problems(_with("prod", eks=_eks(publicAccessCidrs=["198.51.100.0/24"])))
+    assert "publicAccessCidrs has no effect when endpointAccess is private" in message
+
+
+@pytest.mark.parametrize("cidr", ["0.0.0.0/0", "::/0"])
+def test_production_refuses_an_eks_endpoint_open_to_the_internet(cidr: str) -> None:
+    eks = _eks(endpointAccess="public-and-private", publicAccessCidrs=["198.51.100.0/24", cidr])
+    message = _problems(_with("prod", eks=eks))
+    assert f"scaleplane:eks.publicAccessCidrs contains {cidr} in a production stack" in message
+    # The CIDRs the user lists are fine in production.
+    from_config(_with("prod", eks=_eks(endpointAccess="public-and-private", publicAccessCidrs=["198.51.100.0/24"])))
+
+
+def test_outside_production_a_world_open_endpoint_is_the_users_explicit_choice() -> None:
+    staging = {**json.loads(stack_config("staging")["scaleplane:eks"])}
+    staging.update(endpointAccess="public", publicAccessCidrs=["0.0.0.0/0"])
+    eks = from_config(_with("staging", eks=staging)).eks
+    assert eks is not None and eks.public_access_cidrs == ("0.0.0.0/0",)
+
+
+def test_kops_api_and_ssh_are_closed_by_default() -> None:
+    section = {k: v for k, v in _kops().items() if k not in ("kubernetesApiAccess", "sshAccess")}
+    kops = from_config(_with("dev", kops=section)).kops
+    assert kops is not None
+    assert kops.kubernetes_api_access == () and kops.ssh_access == ()
+
+
+@pytest.mark.parametrize("key", ["kubernetesApiAccess", "sshAccess"])
+def test_production_refuses_kops_access_open_to_the_internet(key: str) -> None:
+    message = _problems(_with("dev", kops=_kops(**{key: ["0.0.0.0/0"]}), production="true"))
+    assert f"scaleplane:kops.{key} contains 0.0.0.0/0 in a production stack" in message
+    # Outside production it is allowed, as an explicit choice.
+    assert from_config(_with("dev", kops=_kops(**{key: ["0.0.0.0/0"]})))
+
+
+def test_duplicate_access_cidrs_are_refused() -> None:
+    message = _problems(_with("dev", kops=_kops(kubernetesApiAccess=["198.51.100.0/24", "198.51.100.0/24"])))
+    assert "scaleplane:kops" in message and "listed twice" in message

@@ -6,11 +6,13 @@ destroyed), renders the cluster and instance-group specs from settings (the play
 one control-plane node, worker group "nodes" plus environment groups labelled
 environment=production / environment=development), and wires kops to Pulumi's lifecycle:
 
-- create: `kops replace --force` (writes the specs), `kops update cluster --yes`, then waits
+- create: `kops replace --force` (writes the specs), the `encryptionconfig` secret (a generated
+  key that encrypts Secrets at rest) unless it exists, `kops update cluster --yes`, then waits
   for `kops validate cluster`;
-- update (the specs changed): `kops replace`, `kops update cluster --yes`, `kops delete
-  instancegroup` for worker groups settings no longer list, and `kops rolling-update cluster
-  --yes` so running nodes pick up the change;
+- update (the specs changed): `kops replace`, `kops update cluster --yes`; for each worker group
+  settings no longer list, its nodes cordoned and drained (`kubectl drain`) before `kops delete
+  instancegroup` (which does not drain); then `kops rolling-update cluster --yes` so running
+  nodes pick up the change;
 - delete (`pulumi destroy`, or the cluster leaving the program): `kops delete cluster --yes`.
 
 Each run ends by printing a kubeconfig that uses kops' own credential plugin (no long-lived admin
@@ -30,11 +32,18 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_command as command
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 import yaml
 
 from settings.cluster import KopsSettings, NodeGroupSettings
 
 KOPS_API_VERSION = "kops.k8s.io/v1alpha2"
+#: The node label kops sets to its instance group's name (and the specs set explicitly).
+INSTANCE_GROUP_LABEL = "kops.k8s.io/instancegroup"
+#: How long draining a removed instance group may take before the update fails (and it stays).
+DRAIN_TIMEOUT = "15m"
+#: The environment variable that hands the (secret) encryption config to the kops scripts.
+ENCRYPTION_CONFIG_ENV = "SCALEPLANE_ENCRYPTION_CONFIG"
 
 
 class KopsBinaryNotFoundError(RuntimeError):
@@ -94,7 +103,9 @@ def cluster_spec(args: KopsClusterArgs) -> dict[str, Any]:
         {"name": zone[-1], "instanceGroup": f"control-plane-{zone}", "encryptedVolume": True} for zone in control_zones
     ]
     spec: dict[str, Any] = {
-        "api": {"loadBalancer": {"type": "Public", "class": "Network"}},
+        # A public API load balancer only for the CIDRs settings list; none listed: an internal
+        # one, reached from inside the VPC (nodes reach the API either way).
+        "api": {"loadBalancer": {"type": "Public" if kops.kubernetes_api_access else "Internal", "class": "Network"}},
         "authorization": {"rbac": {}},
         "channel": "stable",
         "cloudProvider": "aws",
@@ -104,6 +115,10 @@ def cluster_spec(args: KopsClusterArgs) -> dict[str, Any]:
             {"name": "main", "etcdMembers": etcd_members, "cpuRequest": "200m", "memoryRequest": "100Mi"},
             {"name": "events", "etcdMembers": etcd_members, "cpuRequest": "100m", "memoryRequest": "100Mi"},
         ],
+        # Secrets encrypted at rest in etcd. kops (1.34, as today) needs the key as its
+        # `encryptionconfig` secret in the state store (`kops update cluster` refuses without
+        # it); the scripts create it from ENCRYPTION_CONFIG_ENV before the first update.
+        "encryptionConfig": True,
         "iam": {"allowContainerRegistry": True, "legacy": False},
         # No anonymous kubelet access; Metrics Server (and `kubectl top`, the HPA) reaches the
         # kubelet with its service-account token, which the kubelet checks by webhook.
@@ -175,7 +190,7 @@ def _worker_group(kops: KopsSettings, group: NodeGroupSettings) -> dict[str, Any
         "rootVolumeSize": group.disk_size_gib,
         "rootVolumeType": "gp3",
         "rootVolumeEncryption": True,
-        "nodeLabels": {**group.labels, "kops.k8s.io/instancegroup": group.name},
+        "nodeLabels": {**group.labels, INSTANCE_GROUP_LABEL: group.name},
         "taints": [taint.render() for taint in group.taints],
         "instanceMetadata": {"httpTokens": "required", "httpPutResponseHopLimit": 1},
         # cluster-autoscaler finds the group by these tags on its Auto Scaling group.
@@ -193,22 +208,69 @@ def _worker_group(kops: KopsSettings, group: NodeGroupSettings) -> dict[str, Any
     return _instance_group(kops, group.name, "Node", spec)
 
 
+def encryption_config(key_base64: str) -> str:
+    """The kube-apiserver EncryptionConfiguration kops installs: Secrets sealed with `key_base64`.
+
+    secretbox (XSalsa20-Poly1305) is the strongest local-key provider Kubernetes offers (aescbc is
+    weak against padding oracles, aesgcm needs rotating every 200k writes). identity comes last
+    so Secrets written before encryption was turned on stay readable until they are rewritten.
+    """
+    return yaml.safe_dump(
+        {
+            "apiVersion": "apiserver.config.k8s.io/v1",
+            "kind": "EncryptionConfiguration",
+            "resources": [
+                {
+                    "resources": ["secrets"],
+                    "providers": [{"secretbox": {"keys": [{"name": "key1", "secret": key_base64}]}}, {"identity": {}}],
+                }
+            ],
+        },
+        sort_keys=False,
+    )
+
+
+def _ensure_encryption_secret(kops: str, cluster: str) -> str:
+    """Store the encryption config as kops' `encryptionconfig` secret unless one exists.
+
+    Never replaced (no --force): a different key would leave every Secret sealed with the old
+    one unreadable. If the lookup fails for any other reason, the create refuses an existing
+    secret and the script stops.
+    """
+    return (
+        f"{kops} get secrets encryptionconfig --name {cluster} >/dev/null 2>&1 || "
+        f"printf '%s' \"${ENCRYPTION_CONFIG_ENV}\" | {kops} create secret encryptionconfig --name {cluster} -f -"
+    )
+
+
 def render_specs(args: KopsClusterArgs) -> str:
     """The multi-document YAML `kops replace -f -` reads."""
     return yaml.safe_dump_all([cluster_spec(args), *instance_group_specs(args)], sort_keys=False)
 
 
-def _prune_worker_groups(kops: str, cluster: str, keep: list[str]) -> str:
-    """Delete the worker instance groups that settings no longer list.
+def _prune_worker_groups(kops: str, kubectl: str, cluster: str, keep: list[str]) -> str:
+    """Drain, then delete, the worker instance groups that settings no longer list.
 
     `kops replace` only creates and updates objects, so a group removed from settings would keep
-    running. Control-plane groups are never pruned (etcd members live on them).
+    running. `kops delete instancegroup` terminates the group's instances without draining them
+    (kops' own source says so: "TODO make this drain and validate the ig?"), so the group's nodes
+    are first cordoned together (evicted pods must not land on a sibling about to go) and then
+    drained through the eviction API, which honours PodDisruptionBudgets. A drain that cannot
+    finish (a PDB that never allows it, a bare pod, the timeout) fails the update and the group
+    stays. Control-plane groups are never pruned (etcd members live on them). Commands in the
+    loop read /dev/null, so none of them can swallow the list of groups the loop reads.
     """
     wanted = " ".join(keep)
+    selector = f'"{INSTANCE_GROUP_LABEL}=$group"'
     return (
         f"{kops} get instancegroups --name {cluster} | awk 'NR > 1 && $2 == \"Node\" {{print $1}}' | "
         f'while read -r group; do case " {wanted} " in *" $group "*) ;; '
-        f'*) {kops} delete instancegroup "$group" --name {cluster} --yes ;; esac; done'
+        f"*) if ! command -v {kubectl} >/dev/null 2>&1; then printf 'kubectl binary %s not found: "
+        f"install kubectl or set scaleplane:kops.kubectlBinary\\n' {kubectl} >&2; exit 127; fi; "
+        f"{kubectl} cordon -l {selector} </dev/null && "
+        f"{kubectl} drain -l {selector} --ignore-daemonsets --delete-emptydir-data --timeout={DRAIN_TIMEOUT} "
+        f"</dev/null && "
+        f'{kops} delete instancegroup "$group" --name {cluster} --yes </dev/null || exit 1 ;; esac; done'
     )
 
 
@@ -311,6 +373,9 @@ class KopsCluster(pulumi.ComponentResource):
             opts=mine,
         )
 
+        # --- the key that encrypts Secrets at rest (generated once, kept in the state) -----
+        encryption_key = random.RandomBytes(f"{name}-secrets-key", length=32, opts=pulumi.ResourceOptions(parent=self))
+
         # --- kops, wired to create / update / delete ---------------------------------------
         binary = kops.kops_binary
         cluster_name = kops.name
@@ -321,15 +386,21 @@ class KopsCluster(pulumi.ComponentResource):
         validate = f"{kops_cmd} validate cluster --name {quoted} --wait 20m"
         rolling = f"{kops_cmd} rolling-update cluster --name {quoted} --yes"
         delete = f"{kops_cmd} delete cluster --name {quoted} --yes"
-        prune = _prune_worker_groups(kops_cmd, quoted, [group.name for group in kops.instance_groups])
+        kubectl = shlex.quote(kops.kubectl_binary)
+        encrypt = _ensure_encryption_secret(kops_cmd, quoted)
+        prune = _prune_worker_groups(kops_cmd, kubectl, quoted, [group.name for group in kops.instance_groups])
         cluster = command.local.Command(
             f"{name}-kops",
-            create=_script(binary, cluster_name, [replace, update], then=(validate,)),
-            update=_script(binary, cluster_name, [replace, update, prune], then=(rolling, validate)),
+            create=_script(binary, cluster_name, [replace, encrypt, update], then=(validate,)),
+            # The prune drains through the cluster's API: it runs once the kubeconfig is exported.
+            update=_script(binary, cluster_name, [replace, encrypt, update], then=(prune, rolling, validate)),
             delete=_script(binary, cluster_name, [delete]),
             interpreter=["/bin/bash", "-c"],
             stdin=render_specs(args),
-            environment={"KOPS_STATE_STORE": pulumi.Output.concat("s3://", self.state_store.bucket)},
+            environment={
+                "KOPS_STATE_STORE": pulumi.Output.concat("s3://", self.state_store.bucket),
+                ENCRYPTION_CONFIG_ENV: pulumi.Output.secret(encryption_key.base64.apply(encryption_config)),
+            },
             # stdout is the kubeconfig: never log it, and keep it secret in the state.
             logging="stderr",
             opts=pulumi.ResourceOptions(
