@@ -7,10 +7,10 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import Optional
 
-from deploy import automation, bluegreen, plan
+from deploy import automation, bluegreen, plan, reference
 
 #: Each command module offers `register(subparsers) -> None`; its parser sets `handler(args) -> int`.
-COMMAND_MODULES = [plan, automation, bluegreen]
+COMMAND_MODULES = [plan, automation, bluegreen, reference]
 
 
 def build_parser() -> argparse.ArgumentParser:

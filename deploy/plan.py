@@ -17,6 +17,7 @@ import shutil
 import sys
 import traceback
 from collections import Counter, defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, TextIO
@@ -24,7 +25,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 import settings as settings_module
-from deploy import mockrun
+from deploy import mockrun, reference
 from deploy import validate as schema
 from deploy.project import PROJECT_DIR, STACKS, StackConfigError, stack_config
 
@@ -32,6 +33,8 @@ EXIT_OK = 0
 EXIT_INVALID = 1
 EXIT_CONFIG = 2
 SECRET = "<secret>"
+#: The C YAML emitter when PyYAML has libyaml (the same documents, several times faster).
+YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -41,12 +44,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--stack", "-s", default="local", help=f"stack name ({', '.join(STACKS)}); default: local")
+    parser.add_argument(
+        "--stack",
+        "-s",
+        default="local",
+        help=f"stack name ({', '.join(STACKS)}), or {ALL} for every stack in one run and one summary table; "
+        "default: local",
+    )
     parser.add_argument(
         "--out",
         type=Path,
         default=None,
-        help="output folder (default: .scaleplane/plan/<stack>/ in the project)",
+        help="output folder (default: .scaleplane/plan/<stack>/ in the project; with --stack all, <out>/<stack>/)",
     )
     parser.add_argument("--quiet", "-q", action="store_true", help="print only the summary lines")
     parser.set_defaults(handler=run)
@@ -57,6 +66,8 @@ class PlanReport:
     result: mockrun.PlanResult
     kubernetes_version: str
     invalid: dict[str, list[str]] = field(default_factory=dict)
+    #: Kind.group -> objects not checked: their pinned CRD is in neither the reference set nor the cache.
+    unchecked: Unchecked = field(default_factory=lambda: Unchecked())
     violations: list[Any] = field(default_factory=list)
     #: Helm resources whose chart declares no workloads: the policy run does not see inside them.
     uncovered_charts: list[str] = field(default_factory=list)
@@ -112,10 +123,10 @@ def write_outputs(report: PlanReport, out: Path) -> None:
             where = _slug(str(meta.get("namespace", "cluster")))
             what = _slug(str(meta.get("name", resource.name)))
             filename = f"{index:03d}-{_slug(body.get('kind', 'object'))}-{where}-{what}.yaml"
-            (out / "manifests" / filename).write_text(yaml.safe_dump(body, sort_keys=False))
+            (out / "manifests" / filename).write_text(yaml.dump(body, Dumper=YAML_DUMPER, sort_keys=False))
         elif resource.type.startswith("kubernetes:helm.sh/"):
             (out / "charts" / f"{_slug(resource.name)}.yaml").write_text(
-                yaml.safe_dump({"type": resource.type, **manifest(resource)}, sort_keys=False)
+                yaml.dump({"type": resource.type, **manifest(resource)}, Dumper=YAML_DUMPER, sort_keys=False)
             )
     document = {
         "stack": report.result.stack,
@@ -123,6 +134,7 @@ def write_outputs(report: PlanReport, out: Path) -> None:
         "resources": records,
         "outputs": {k: (SECRET if k in report.result.secret_outputs else v) for k, v in report.result.outputs.items()},
         "invalidObjects": report.invalid,
+        "uncheckedObjects": report.unchecked.objects,
         "chartsWithoutWorkloadDeclaration": report.uncovered_charts,
         "policyViolations": [
             {"policy": v.policy, "enforcement": v.enforcement, "urn": v.urn, "message": v.message}
@@ -155,14 +167,42 @@ def print_tree(result: mockrun.PlanResult, stream: TextIO) -> None:
     walk("", "")
 
 
-def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> dict[str, list[str]]:
+def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> tuple[dict[str, list[str]], Unchecked]:
+    """Schema problems of every Kubernetes object (object -> problems), and the objects whose pinned
+    CRD is unavailable (not checked, which is not invalid)."""
     invalid: dict[str, list[str]] = {}
+    unchecked = Unchecked()
     for resource in result.resources:
         if resource.is_kubernetes_object:
-            problems = list(schema.errors(resource.inputs, kubernetes_version))
+            try:
+                problems = list(schema.errors(resource.inputs, kubernetes_version))
+            except schema.SchemaUnavailableError as error:
+                unchecked.add(f"{error.kind}.{error.group}", f"{resource.type} {resource.name}", error.reason)
+                continue
             if problems:
                 invalid[f"{resource.type} {resource.name}"] = problems
-    return invalid
+    return invalid, unchecked
+
+
+@dataclass
+class Unchecked:
+    """Custom resources the plan could not check: Kind.group -> objects, and why."""
+
+    objects: dict[str, list[str]] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+
+    def add(self, kind: str, name: str, reason: str) -> None:
+        self.objects.setdefault(kind, []).append(name)
+        if reason not in self.reasons:
+            self.reasons.append(reason)
+
+    def __bool__(self) -> bool:
+        return bool(self.objects)
+
+    def line(self) -> str:
+        """One line: which custom resources were not checked, why, and how to check them."""
+        kinds = ", ".join(f"{kind} ({len(names)})" for kind, names in sorted(self.objects.items()))
+        return f"not checked, pinned CRD unavailable ({'; '.join(self.reasons)}): {kinds}; {reference.HOW_TO_GET}"
 
 
 POLICY_CONFIG_DIR = PROJECT_DIR / "policy" / "config"
@@ -210,7 +250,7 @@ def build_report(stack: str) -> PlanReport:
     config = settings_module.from_config(stack_config(stack))
     result = mockrun.run_stack(stack, preview=True)
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
-    report.invalid = validate_objects(result, config.kubernetes_version)
+    report.invalid, report.unchecked = validate_objects(result, config.kubernetes_version)
     report.violations = run_policies(result, config)
     report.uncovered_charts = uncovered_charts(result)
     return report
@@ -228,21 +268,79 @@ def _raised_at(error: BaseException) -> str:
     return f"raised at {where.relative_to(PROJECT_DIR) if where.is_relative_to(PROJECT_DIR) else where}:{frame.lineno}"
 
 
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class StackSummary:
+    """One row of the `--stack all` table; counts are None when the stack's configuration is refused."""
+
+    stack: str
+    exit_code: int
+    resources: Optional[int] = None
+    objects: Optional[int] = None
+    invalid: Optional[int] = None
+    mandatory: Optional[int] = None
+    advisory: Optional[int] = None
+
+
+SUMMARY_COLUMNS = ("stack", "resources", "Kubernetes objects", "invalid", "mandatory", "advisory", "exit")
+
+
+def summary_table(rows: list[StackSummary]) -> str:
+    """The one table `--stack all` ends with: a row per stack, and the exit code of the whole run."""
+    cells = [
+        [
+            row.stack,
+            *("-" if value is None else str(value) for value in (row.resources, row.objects, row.invalid)),
+            *("-" if value is None else str(value) for value in (row.mandatory, row.advisory)),
+            str(row.exit_code),
+        ]
+        for row in rows
+    ]
+    widths = [max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(SUMMARY_COLUMNS)]
+
+    def line(values: Sequence[str]) -> str:
+        return "  ".join(
+            value.ljust(width) if i == 0 else value.rjust(width)
+            for i, (value, width) in enumerate(zip(values, widths, strict=True))
+        ).rstrip()
+
+    return "\n".join([line(SUMMARY_COLUMNS), *(line(values) for values in cells)])
+
+
 def run(args: argparse.Namespace) -> int:
-    out: Path = args.out or PROJECT_DIR / ".scaleplane" / "plan" / args.stack
+    if args.stack != ALL:
+        out = args.out or PROJECT_DIR / ".scaleplane" / "plan" / args.stack
+        return plan_stack(args.stack, out, args.quiet).exit_code
+    rows = []
+    for stack in STACKS:
+        out = (args.out / stack) if args.out else PROJECT_DIR / ".scaleplane" / "plan" / stack
+        rows.append(plan_stack(stack, out, args.quiet))
+        sys.stdout.write("\n")
+    worst = max(row.exit_code for row in rows)
+    sys.stdout.write(f"plan all ({len(rows)} stacks): exit {worst}\n{summary_table(rows)}\n")
+    sys.stdout.flush()
+    return worst
+
+
+def plan_stack(stack: str, out: Path, quiet: bool) -> StackSummary:
+    """Plan one stack: print its report (the tree and tables unless quiet), write it to `out`."""
     stream = sys.stdout
     try:
-        report = build_report(args.stack)
+        report = build_report(stack)
     except (settings_module.SettingsError, StackConfigError) as error:
-        print(f"plan {args.stack}: {error}", file=sys.stderr)
-        return EXIT_CONFIG
+        stream.flush()
+        print(f"plan {stack}: {error}", file=sys.stderr, flush=True)
+        return StackSummary(stack, EXIT_CONFIG)
     except ValueError as error:
         # A component refused arguments that settings/ let through: still a configuration error,
         # reported in one line with where it was raised.
-        print(f"plan {args.stack}: {error} ({_raised_at(error)})", file=sys.stderr)
-        return EXIT_CONFIG
+        stream.flush()
+        print(f"plan {stack}: {error} ({_raised_at(error)})", file=sys.stderr, flush=True)
+        return StackSummary(stack, EXIT_CONFIG)
     result = report.result
-    if not args.quiet:
+    if not quiet:
         print_tree(result, stream)
         stream.write("\nResources by type:\n")
         for type_, count in sorted(Counter(r.type for r in result.resources).items()):
@@ -254,12 +352,14 @@ def run(args: argparse.Namespace) -> int:
     write_outputs(report, out)
     objects = sum(1 for r in result.resources if r.is_kubernetes_object)
     stream.write(
-        f"\nplan {args.stack}: {len(result.resources)} resources, {objects} Kubernetes objects "
+        f"\nplan {stack}: {len(result.resources)} resources, {objects} Kubernetes objects "
         f"validated against Kubernetes {report.kubernetes_version}: {len(report.invalid)} invalid\n"
     )
     for name, problems in sorted(report.invalid.items()):
         for problem in problems:
             stream.write(f"  INVALID {name}: {problem}\n")
+    if report.unchecked:
+        stream.write(f"  {report.unchecked.line()}\n")
     by_level = Counter(v.enforcement for v in report.violations)
     stream.write(
         f"policy: {by_level.get('mandatory', 0)} mandatory, {by_level.get('advisory', 0)} advisory violations\n"
@@ -272,6 +372,13 @@ def run(args: argparse.Namespace) -> int:
             f"charts the policy run cannot see into (no workload declaration): {', '.join(report.uncovered_charts)}\n"
         )
     stream.write(f"written: {out}\n")
-    if report.invalid or report.mandatory:
-        return EXIT_INVALID
-    return EXIT_OK
+    exit_code = EXIT_INVALID if report.invalid or report.mandatory else EXIT_OK
+    return StackSummary(
+        stack,
+        exit_code,
+        resources=len(result.resources),
+        objects=objects,
+        invalid=len(report.invalid),
+        mandatory=by_level.get("mandatory", 0),
+        advisory=by_level.get("advisory", 0),
+    )

@@ -3,31 +3,38 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
+from deploy import stackyaml
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 STACKS = ("local", "dev", "staging", "prod")
 
 
 class StackConfigError(ValueError):
-    """A stack's configuration file is missing or unreadable."""
+    """A stack's configuration file is missing or unreadable, or holds what no config value can."""
 
 
-def _mapping_file(path: Path, project_dir: Path) -> dict[str, Any]:
+def _top_level_config(path: stackyaml.Path) -> bool:
+    """The Pulumi CLI passes a stack's top-level scalar config values exactly as written."""
+    return len(path) == 2 and path[0] == "config"
+
+
+def _mapping_file(
+    path: Path, project_dir: Path, keep_text: Callable[[stackyaml.Path], bool] = lambda path: False
+) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (an empty file is an empty one)."""
     shown = path.relative_to(project_dir) if path.is_relative_to(project_dir) else path
     try:
-        document = yaml.safe_load(path.read_text())
+        document = stackyaml.load(path.read_bytes(), str(shown), keep_text)
     except FileNotFoundError:
         raise StackConfigError(f"{shown}: no such file") from None
-    except yaml.YAMLError as error:
-        where = getattr(error, "problem_mark", None)
-        line = f" (line {where.line + 1}, column {where.column + 1})" if where is not None else ""
-        problem = getattr(error, "problem", None) or str(error)
-        raise StackConfigError(f"{shown} is not valid YAML{line}: {problem}") from None
+    except stackyaml.YamlError as error:
+        if len(error.problems) == 1 and error.problems[0].startswith(str(shown)):
+            raise StackConfigError(error.problems[0]) from None
+        raise StackConfigError(f"{shown}:\n" + "\n".join(f"  - {problem}" for problem in error.problems)) from None
     if document is None:
         return {}
     if not isinstance(document, dict):
@@ -59,7 +66,10 @@ def stack_config_path(stack: str, project_dir: Path = PROJECT_DIR) -> Path:
 
 
 def _as_config_string(value: Any) -> str:
-    """Pulumi hands a program every config value as a string; structured values as JSON."""
+    """Pulumi hands a program every config value as a string; structured values as JSON.
+
+    Values come from stackyaml, which builds only JSON types (top-level scalars already as text).
+    """
     if isinstance(value, str):
         return value
     return json.dumps(value)
@@ -89,7 +99,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
                 raw[qualified] = _as_config_string(declaration["value"])
         else:
             raw[qualified] = _as_config_string(declaration)
-    document = _mapping_file(path, project_dir)
+    document = _mapping_file(path, project_dir, _top_level_config)
     for key, value in _section(document, "config", path).items():
         if ":" not in str(key):
             # Stack config keys are <namespace>:<name>; a bare one would otherwise be skipped silently.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Optional
@@ -11,12 +11,23 @@ from typing import Any, Optional
 import jsonschema
 import kubernetes_validate
 import yaml
+from kubernetes_validate import utils
+from referencing import Registry, Resource
 
+from deploy import reference
 from deploy.mockrun import UNKNOWN
 
-#: The pinned upstream CRDs of every custom resource the program renders (deploy/crds, copied
-#: unmodified from the reference set; see its SOURCES.md), or $SCALEPLANE_CRD_DIR.
-CRD_DIR = Path(os.environ.get("SCALEPLANE_CRD_DIR", Path(__file__).resolve().parent / "crds"))
+#: The C YAML loader when PyYAML was built with libyaml (CRDs are large: about 10x faster).
+YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class SchemaUnavailableError(Exception):
+    """The pinned CRD of a custom resource is in neither the reference set nor the cache, and
+    upstream cannot be reached: the object could not be checked (which is not the same as invalid)."""
+
+    def __init__(self, kind: str, group: str, reason: str):
+        super().__init__(f"{kind}.{group}: {reason}")
+        self.kind, self.group, self.reason = kind, group, reason
 
 
 def without_unknowns(value: Any) -> Any:
@@ -40,17 +51,38 @@ def _crds(crd_dir: str) -> dict[tuple[str, str], dict[str, Any]]:
     if not root.is_dir():
         return found
     for path in sorted(root.rglob("*.yaml")):
-        for document in yaml.safe_load_all(path.read_text()):
-            if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
-                spec = document["spec"]
-                found[(spec["group"], spec["names"]["kind"])] = document
+        found.update(_crd_documents(path))
     return found
 
 
-def crd_schema(api_version: str, kind: str, crd_dir: Path = CRD_DIR) -> Optional[dict[str, Any]]:
-    """The openAPIV3Schema of a served CRD version, or None when no pinned CRD covers it."""
+@functools.cache
+def _crd_documents(path: Path) -> dict[tuple[str, str], dict[str, Any]]:
+    found = {}
+    for document in yaml.load_all(path.read_text(), Loader=YAML_LOADER):
+        if isinstance(document, dict) and document.get("kind") == "CustomResourceDefinition":
+            spec = document["spec"]
+            found[(spec["group"], spec["names"]["kind"])] = document
+    return found
+
+
+def pinned_crd(group: str, kind: str) -> Optional[dict[str, Any]]:
+    """The pinned CRD of group/kind (`crds/<group>/<Kind>.yaml` of the reference manifest), found or
+    fetched; None when the manifest pins none. SchemaUnavailableError when it pins one that cannot be had."""
+    relative = f"crds/{group}/{kind}.yaml"
+    if relative not in reference.manifest():
+        return None
+    path = reference.file(relative)
+    if path is None:
+        raise SchemaUnavailableError(kind, group, reference.unavailable_reason(relative))
+    return _crd_documents(path).get((group, kind))
+
+
+def crd_schema(api_version: str, kind: str, crd_dir: Optional[Path] = None) -> Optional[dict[str, Any]]:
+    """The openAPIV3Schema of a served CRD version, or None when no pinned CRD covers it.
+
+    `crd_dir`: read the CRDs under that directory instead of the pinned ones."""
     group, _, version = api_version.rpartition("/")
-    crd = _crds(str(crd_dir)).get((group, kind))
+    crd = _crds(str(crd_dir)).get((group, kind)) if crd_dir is not None else pinned_crd(group, kind)
     if crd is None:
         return None
     for served in crd["spec"]["versions"]:
@@ -72,28 +104,39 @@ def _strict(schema: Any) -> Any:
     return schema
 
 
-def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Path = CRD_DIR) -> Iterator[str]:
-    """Every schema error in one object; nothing for a valid object.
-
-    Built-in kinds: the Kubernetes OpenAPI schema of that minor version, strict (unknown fields
-    are errors). Custom resources: the pinned CRD's schema, likewise strict.
-    """
-    obj = without_unknowns(obj)
-    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+@functools.cache
+def builtin_validator(api_version: str, kind: str, kubernetes_version: str) -> Optional[jsonschema.Validator]:
+    """The strict validator of a built-in kind, as `kubernetes_validate.validate(..., strict=True)`
+    builds it, built once: that function reads and parses the 1 MB `_definitions.json` and builds a
+    fresh registry on every call (most of a plan's validation time). None when the kind is not one of
+    that Kubernetes version's (a custom resource)."""
+    version = kubernetes_version.removeprefix("v")
+    if utils.major_minor(version) > utils.latest_version():
+        raise kubernetes_validate.VersionNotSupportedError(version=utils.major_minor(version))
+    schema_version = [v for v in utils.all_versions() if utils.major_minor(v) <= utils.major_minor(version)][-1]
+    # rbac.authorization.k8s.io/v1 -> rbac-v1, as kubernetes_validate names its schema files.
+    api = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    schema_dir = f"v{schema_version}-local-strict"
     try:
-        kubernetes_validate.validate(obj, kubernetes_version, strict=True)
-        return
-    except kubernetes_validate.SchemaNotFoundError:
-        pass
-    except kubernetes_validate.ValidationError as error:
-        yield f"{_where(error.path)}: {error.message}"
-        return
+        schema = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/{kind.lower()}-{api}.json", version)
+    except FileNotFoundError:
+        return None
+    registry = Resource.from_contents(schema) @ _definitions(schema_dir, version)
+    return jsonschema.validators.Draft202012Validator(schema, registry=registry)
+
+
+@functools.cache
+def _definitions(schema_dir: str, version: str) -> Registry:
+    definitions = utils.schema_contents(f"kubernetes-json-schema/{schema_dir}/_definitions.json", version)
+    return Resource.from_contents(definitions) @ Registry()
+
+
+@functools.cache
+def _crd_validator(api_version: str, kind: str, crd_dir: Optional[Path]) -> Optional[jsonschema.Validator]:
     schema = crd_schema(api_version, kind, crd_dir)
     if schema is None:
-        yield f"no schema for {kind} {api_version} (not a Kubernetes {kubernetes_version} kind, no pinned CRD)"
-        return
-    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-    validator = jsonschema.Draft7Validator(
+        return None
+    return jsonschema.Draft7Validator(
         _strict(
             {
                 **schema,
@@ -105,5 +148,28 @@ def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Path = CRD_DIR
             }
         )
     )
+
+
+def errors(obj: dict[str, Any], kubernetes_version: str, crd_dir: Optional[Path] = None) -> Iterator[str]:
+    """Every schema error in one object; nothing for a valid object.
+
+    Built-in kinds: the Kubernetes OpenAPI schema of that minor version, strict (unknown fields
+    are errors; the first error, as kubernetes_validate reports it). Custom resources: the pinned
+    CRD's schema, likewise strict; SchemaUnavailableError when that CRD cannot be had (no reference
+    set, no cache, no network).
+    """
+    obj = without_unknowns(obj)
+    api_version, kind = obj.get("apiVersion", ""), obj.get("kind", "")
+    builtin = builtin_validator(api_version, kind, kubernetes_version)
+    if builtin is not None:
+        error = next(iter(builtin.iter_errors(obj)), None)
+        if error is not None:
+            yield f"{_where(error.path)}: {error.message}"
+        return
+    validator = _crd_validator(api_version, kind, crd_dir)
+    if validator is None:
+        yield f"no schema for {kind} {api_version} (not a Kubernetes {kubernetes_version} kind, no pinned CRD)"
+        return
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
     for error in sorted(validator.iter_errors(body), key=lambda e: list(e.path)):
         yield f"{_where(error.path)}: {error.message}"

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Self, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
-from settings.base import NAMESPACE, SettingsError, key_path, settings
+from settings.base import NAMESPACE, SettingsError, key_path, settings, shown
 from settings.cluster import (
     ClusterKind,
     EksSettings,
@@ -257,7 +257,7 @@ def _describe(error: Mapping[str, Any]) -> str:
     elif error["type"] == "missing":
         message = "required key is missing"
     elif not error["type"].startswith("value_error") and isinstance(error.get("input"), (str, int, float, bool)):
-        message += f" (got {json.dumps(error['input'])})"
+        message += f" (got {shown(error['input'])})"
     if not loc:
         return f"{NAMESPACE}: {message}"
     return f"{key_path(str(loc[0]), loc[1:])}: {message}"
@@ -276,8 +276,9 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
         namespace, _, key = full_key.partition(":")
         if namespace not in PROVIDER_NAMESPACES and namespace != NAMESPACE:
             close = difflib.get_close_matches(namespace, [NAMESPACE, *PROVIDER_NAMESPACES], n=1)
-            hint = f" (did you mean {close[0]}:{key}?)" if close else ""
-            problems.append(f"{full_key}: unknown config namespace {namespace!r}{hint}")
+            hint = f" (did you mean {close[0]}:{shown(key, quote=False)}?)" if close else ""
+            unknown = shown(namespace, quote=False)
+            problems.append(f"{shown(full_key, quote=False)}: unknown config namespace '{unknown}'{hint}")
             continue
         if namespace != NAMESPACE:
             continue
@@ -286,7 +287,8 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
             continue
         field = _BY_ALIAS.get(key)
         if field is None:
-            problems.append(f"{full_key}: unknown key; allowed keys: {', '.join(sorted(_BY_ALIAS))}")
+            allowed = ", ".join(sorted(_BY_ALIAS))
+            problems.append(f"{shown(full_key, quote=False)}: unknown key; allowed keys: {allowed}")
             continue
         if not isinstance(value, str) or _is_text(_HINTS[field]):
             document[key] = value

@@ -29,6 +29,18 @@ DnsLabel = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 ChartVersion = Annotated[str, Field(pattern=r"^v?[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$")]
 
 
+#: Longest value a message quotes; longer ones are cut with an ellipsis (a 100 KB value stays readable).
+SHOWN_LENGTH = 80
+
+
+def shown(value: Any, *, quote: bool = True, limit: int = SHOWN_LENGTH) -> str:
+    """A value as a message quotes it: JSON-quoted when asked, cut to `limit` characters with an ellipsis."""
+    text = json.dumps(value, ensure_ascii=False) if quote else str(value)
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1] + "…" + (f" ({len(str(value))} characters)" if isinstance(value, str) else "")
+
+
 def settings(cls: type[T]) -> type[T]:
     """Declare a frozen, validated settings dataclass whose config keys are camelCase."""
     decorate: Callable[[type[T]], type[T]] = _pydantic_dataclass(frozen=True, config=SETTINGS_CONFIG)
@@ -45,9 +57,9 @@ class SettingsError(ValueError):
 
 def key_path(top: str, loc: tuple[Any, ...]) -> str:
     """Render a pydantic error location as the config key path a user types."""
-    path = f"{NAMESPACE}:{top}"
+    path = f"{NAMESPACE}:{shown(top, quote=False)}"
     for part in loc:
-        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+        path += f"[{part}]" if isinstance(part, int) else f".{shown(str(part), quote=False)}"
     return path
 
 

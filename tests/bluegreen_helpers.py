@@ -13,7 +13,7 @@ import kubernetes_validate
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
-from support import REFERENCE_DIR
+from support import reference_file
 
 import settings
 from components.bluegreen import BlueGreenDatabase, BlueGreenDatabaseArgs
@@ -87,7 +87,7 @@ def one(result: mockrun.PlanResult, kind: str, name: Optional[str] = None) -> mo
 
 @functools.cache
 def crd_schema(group: str, kind: str) -> dict[str, Any]:
-    crd = yaml.safe_load((REFERENCE_DIR / "crds" / group / f"{kind}.yaml").read_text())
+    crd = yaml.safe_load(reference_file("crds", group, f"{kind}.yaml").read_text())
     (version,) = [v for v in crd["spec"]["versions"] if v["served"] and v["storage"]]
     return {"group": group, "version": version["name"], "schema": version["schema"]["openAPIV3Schema"]}
 
@@ -107,7 +107,7 @@ def validate_object(obj: dict[str, Any]) -> None:
 
 @functools.cache
 def chart_defaults(chart: str) -> dict[str, Any]:
-    return yaml.safe_load((REFERENCE_DIR / "charts" / chart / "values.yaml").read_text()) or {}
+    return yaml.safe_load(reference_file("charts", chart, "values.yaml").read_text()) or {}
 
 
 def unknown_value_paths(values: dict[str, Any], chart: str) -> list[str]:
@@ -135,4 +135,4 @@ def unknown_value_paths(values: dict[str, Any], chart: str) -> list[str]:
 
 
 def reference_path(*parts: str) -> Path:
-    return REFERENCE_DIR.joinpath(*parts)
+    return reference_file(*parts)

@@ -3,32 +3,35 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pytest
 import yaml
 
-from deploy import mockrun
+from deploy import mockrun, reference
+from deploy import validate as schema
+
+T = TypeVar("T")
 
 
-def find_reference_dir() -> Path:
-    """The pinned upstream reference set: $SCALEPLANE_REFERENCE_DIR, or the nearest shared/reference
-    above the tests (beside the project in CI and on main; further up from a worktree)."""
-    configured = os.environ.get("SCALEPLANE_REFERENCE_DIR")
-    if configured:
-        return Path(configured)
-    for ancestor in Path(__file__).resolve().parents:
-        candidate = ancestor / "shared" / "reference"
-        if candidate.is_dir():
-            return candidate
-    raise FileNotFoundError("no shared/reference directory above the tests (set SCALEPLANE_REFERENCE_DIR)")
-
-
-REFERENCE_DIR = find_reference_dir()
+def reference_file(*parts: str) -> Path:
+    """A pinned upstream file (`reference_file("charts", "metallb", "values.yaml")`): from the reference
+    set ($SCALEPLANE_REFERENCE_DIR, or the nearest shared/reference above the project), else the cache
+    .scaleplane/reference, fetched and sha256-checked if need be (deploy.reference). The calling test
+    is skipped, with one line saying how to get it, when there is no way to have it. Read every
+    upstream file through here (never a path of its own), so a clone with nothing beside it skips."""
+    relative = "/".join(parts)
+    path = reference.file(relative)
+    if path is None:
+        pytest.skip(
+            f"needs upstream data {relative} ({reference.unavailable_reason(relative)}): {reference.HOW_TO_GET}",
+            allow_module_level=True,
+        )
+    return path
 
 
 def run_component(build: Callable[[k8s.Provider], Any], *, preview: bool = False) -> mockrun.PlanResult:
@@ -56,13 +59,13 @@ def one(result: mockrun.PlanResult, kind: str) -> dict[str, Any]:
 
 @functools.cache
 def chart_defaults(chart: str) -> dict[str, Any]:
-    """The pinned chart's default values (../shared/reference/charts/<chart>/values.yaml)."""
-    return yaml.safe_load((REFERENCE_DIR / "charts" / chart / "values.yaml").read_text()) or {}
+    """The pinned chart's default values (charts/<chart>/values.yaml of the reference set)."""
+    return yaml.safe_load(reference_file("charts", chart, "values.yaml").read_text()) or {}
 
 
 @functools.cache
 def chart_version(chart: str) -> str:
-    return str(yaml.safe_load((REFERENCE_DIR / "charts" / chart / "Chart.yaml").read_text())["version"])
+    return str(yaml.safe_load(reference_file("charts", chart, "Chart.yaml").read_text())["version"])
 
 
 def value_paths(values: Any, prefix: str = "") -> Iterator[str]:
@@ -87,3 +90,11 @@ def unknown_value_paths(values: dict[str, Any], chart: str) -> list[str]:
                 missing.append(path)
                 break
     return missing
+
+
+def crd_checked(check: Callable[[], T]) -> T:
+    """`check()`, or the calling test skipped when a custom resource's pinned CRD cannot be had."""
+    try:
+        return check()
+    except schema.SchemaUnavailableError as error:
+        pytest.skip(f"needs the pinned CRD {error}: {reference.HOW_TO_GET}")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +12,7 @@ import yaml
 from hypothesis import given
 from hypothesis import strategies as st
 from policy_support import MISSING, ROOT, container, found, pod_spec, workload
-from support import REFERENCE_DIR
+from support import reference_file
 
 from components.cluster import eks as eks_module
 from deploy import mockrun
@@ -25,11 +24,6 @@ ENDPOINT = "https://0123456789ABCDEF0123456789ABCDEF.gr7.us-east-1.eks.amazonaws
 OIDC_ARN = (
     "arn:aws:iam::111122223333:oidc-provider/oidc.eks.us-east-1.amazonaws.com/id/0123456789ABCDEF0123456789ABCDEF"
 )
-
-
-def _reference_charts() -> Path:
-    """The pinned charts (SCALEPLANE_REFERENCE_DIR, or shared/reference above the checkout)."""
-    return REFERENCE_DIR / "charts"
 
 
 def _fake_outputs() -> dict[str, Callable[[str, dict[str, Any]], dict[str, Any]]]:
@@ -306,9 +300,8 @@ def test_default_storage_class_is_encrypted_gp3_on_the_csi_driver(prod: mockrun.
 
 
 def _chart(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    charts = _reference_charts()
-    chart = yaml.safe_load((charts / name / "Chart.yaml").read_text())
-    values = yaml.safe_load((charts / name / "values.yaml").read_text())
+    chart = yaml.safe_load(reference_file("charts", name, "Chart.yaml").read_text())
+    values = yaml.safe_load(reference_file("charts", name, "values.yaml").read_text())
     return chart, values
 
 

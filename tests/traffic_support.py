@@ -11,7 +11,7 @@ from typing import Any
 import jsonschema
 import pulumi
 import yaml
-from support import REFERENCE_DIR
+from support import crd_checked, reference_file
 
 from components.cluster.existing import ExistingCluster, ExistingClusterArgs
 from deploy import mockrun
@@ -52,13 +52,13 @@ def depends_on(resource: mockrun.PlannedResource, other: mockrun.PlannedResource
 @functools.cache
 def chart_values(chart: str) -> dict[str, Any]:
     """The pinned chart's values.yaml; Istio's defaults are unwrapped from `_internal_defaults_do_not_set`."""
-    values = yaml.safe_load((REFERENCE_DIR / "charts" / chart / "values.yaml").read_text()) or {}
+    values = yaml.safe_load(reference_file("charts", chart, "values.yaml").read_text()) or {}
     return values.get("_internal_defaults_do_not_set", values)
 
 
 @functools.cache
 def chart_schema(chart: str) -> dict[str, Any]:
-    return json.loads((REFERENCE_DIR / "charts" / chart / "values.schema.json").read_text())
+    return json.loads(reference_file("charts", chart, "values.schema.json").read_text())
 
 
 def value_paths(values: Mapping[str, Any], defaults: Any, prefix: str = "") -> Iterator[tuple[str, bool]]:
@@ -97,7 +97,7 @@ def deep_merge(base: Any, override: Any) -> Any:
 
 def schema_errors(values: Mapping[str, Any], chart: str) -> list[str]:
     """Helm's own check: the chart's defaults merged with our values, against values.schema.json."""
-    raw_defaults = yaml.safe_load((REFERENCE_DIR / "charts" / chart / "values.yaml").read_text()) or {}
+    raw_defaults = yaml.safe_load(reference_file("charts", chart, "values.yaml").read_text()) or {}
     document = deep_merge(raw_defaults, integral(schema.without_unknowns(dict(values))))
     chart_json_schema = chart_schema(chart)
     validator_class = jsonschema.validators.validator_for(chart_json_schema, default=jsonschema.Draft7Validator)
@@ -121,7 +121,7 @@ def integral(value: Any) -> Any:
 
 def object_errors(resource: mockrun.PlannedResource) -> list[str]:
     """Schema errors of one object: Kubernetes OpenAPI for built-in kinds, the pinned CRD otherwise."""
-    return list(schema.errors(integral(resource.inputs), KUBERNETES_VERSION, REFERENCE_DIR / "crds"))
+    return crd_checked(lambda: list(schema.errors(integral(resource.inputs), KUBERNETES_VERSION)))
 
 
 # --- Secrets ---------------------------------------------------------------------------------------
