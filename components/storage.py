@@ -6,6 +6,9 @@
   VolumeSnapshotClass, and a StorageClass unless `existingStorageClass` names the one the
   cluster component already creates (EKS: the default encrypted gp3 class). The stack makes it
   depend on the cluster.
+- `csi-hostpath` (a local kind/k3d cluster, nothing prepared on the host): installs the CSI
+  hostpath driver, the snapshot controller and the VolumeSnapshot CRDs
+  (components/csi_hostpath.py), then adds the classes.
 - `zfs-localpv` (a local kind/k3d cluster with a ZFS pool on its nodes): installs OpenEBS
   LocalPV-ZFS from its Helm chart, which also installs the VolumeSnapshot CRDs and runs the
   snapshot controller and csi-snapshotter, then adds the classes. The release is retained on
@@ -28,8 +31,9 @@ import pulumi_kubernetes as k8s
 from pulumi_kubernetes import _utilities as k8s_utilities
 
 from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, fullname
+from components.csi_hostpath import CsiHostPath, CsiHostPathArgs
 from components.kube import MANAGED_BY, child_opts
-from settings.storage import EbsSettings, StorageSettings, ZfsLocalPvSettings
+from settings.storage import CsiHostPathSettings, EbsSettings, StorageSettings, ZfsLocalPvSettings
 
 ZFS_LOCALPV_REPO = "https://openebs.github.io/zfs-localpv"
 SNAPSHOT_API_VERSION = "snapshot.storage.k8s.io/v1"
@@ -97,6 +101,14 @@ class SnapshotStorage(pulumi.ComponentResource):
         driver_install: list[pulumi.Resource] = []
         if spec.driver == "zfs-localpv":
             driver_install.append(self._zfs_localpv(name, spec, provider))
+        elif spec.driver == "csi-hostpath":
+            hostpath = CsiHostPath(
+                f"{name}-csi-hostpath",
+                CsiHostPathArgs(spec.csi_host_path or CsiHostPathSettings()),
+                provider,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            driver_install.extend(hostpath.ready)
 
         self.storage_class: Optional[k8s.storage.v1.StorageClass] = None
         if spec.existing_storage_class is None:
@@ -120,7 +132,8 @@ class SnapshotStorage(pulumi.ComponentResource):
             metadata={"name": spec.snapshot_class_name, "labels": dict(MANAGED_BY)},
             driver=spec.csi_driver,
             deletion_policy="Retain",
-            # The CRD comes from the chart (zfs-localpv) or the cluster's snapshot add-on (EKS).
+            # The CRD comes from the chart (zfs-localpv), the driver component (csi-hostpath) or
+            # the cluster's snapshot add-on (EKS).
             opts=child_opts(self, provider, depends_on=driver_install),
         )
         self.snapshot_class_name = self.snapshot_class.metadata.apply(lambda m: m["name"])
@@ -151,6 +164,9 @@ class SnapshotStorage(pulumi.ComponentResource):
             if ebs.kms_key_id:
                 parameters["kmsKeyId"] = ebs.kms_key_id
             return parameters
+        if spec.driver == "csi-hostpath":
+            # The hostpath driver takes no StorageClass parameters (filesystem volumes by default).
+            return {}
         zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
         return {"poolname": zfs.pool_name, "fstype": zfs.fs_type}
 

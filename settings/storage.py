@@ -2,8 +2,10 @@
 
 `scaleplane:storage` chooses the driver per cluster kind: the AWS EBS CSI driver on EKS or kops
 (the cluster component installs it and the snapshot controller: EKS add-ons, or kops'
-snapshotController; this section only adds the StorageClass and VolumeSnapshotClass), or OpenEBS
-LocalPV-ZFS on a local cluster (installed here from its Helm chart, which also brings the
+snapshotController; this section only adds the StorageClass and VolumeSnapshotClass); on a local
+cluster the CSI hostpath driver with the external-snapshotter's snapshot controller and CRDs
+(`csi-hostpath`: needs nothing on the host, so a stock `kind create cluster` will do), or OpenEBS
+LocalPV-ZFS for hosts that have a ZFS pool (installed from its Helm chart, which also brings the
 snapshot CRDs and the snapshot controller).
 """
 
@@ -16,10 +18,14 @@ from pydantic import Field, model_validator
 from settings.base import settings
 
 DnsName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")]
-StorageDriver = Literal["ebs", "zfs-localpv"]
+StorageDriver = Literal["ebs", "csi-hostpath", "zfs-localpv"]
 
 #: CSI driver names, as the StorageClass provisioner and the VolumeSnapshotClass driver.
-CSI_DRIVERS: dict[str, str] = {"ebs": "ebs.csi.aws.com", "zfs-localpv": "zfs.csi.openebs.io"}
+CSI_DRIVERS: dict[str, str] = {
+    "ebs": "ebs.csi.aws.com",
+    "csi-hostpath": "hostpath.csi.k8s.io",
+    "zfs-localpv": "zfs.csi.openebs.io",
+}
 
 
 @settings
@@ -58,6 +64,22 @@ class ZfsLocalPvSettings:
 
 
 @settings
+class CsiHostPathSettings:
+    """The CSI hostpath driver (kubernetes-csi/csi-driver-host-path v1.18.0) and the snapshot
+    controller (kubernetes-csi/external-snapshotter v8.6.0), for a local single-worker cluster."""
+
+    #: Where the driver runs (privileged: it mounts volumes on its node).
+    namespace: DnsName = "csi-hostpath"
+    #: Where the snapshot controller runs (restricted: it only talks to the API server).
+    snapshot_controller_namespace: DnsName = "snapshot-controller"
+    #: Directory on the node (inside kind's node container) that holds the volumes' data.
+    data_dir: Annotated[str, Field(pattern=r"^/[-A-Za-z0-9_./]*/$")] = "/var/lib/csi-hostpath-data/"
+    #: Install the VolumeSnapshot CRDs (a stock kind cluster has none). Turn off only where the
+    #: cluster already ships them.
+    install_snapshot_crds: bool = True
+
+
+@settings
 class StorageSettings:
     """The snapshot-capable StorageClass and VolumeSnapshotClass stateful workloads use."""
 
@@ -72,6 +94,7 @@ class StorageSettings:
     #: Make the StorageClass the cluster default (annotation storageclass.kubernetes.io/is-default-class).
     default_class: bool = False
     ebs: Optional[EbsSettings] = None
+    csi_host_path: Optional[CsiHostPathSettings] = None
     zfs_local_pv: Optional[ZfsLocalPvSettings] = None
 
     @model_validator(mode="after")
@@ -80,6 +103,8 @@ class StorageSettings:
             raise ValueError(f"ebs is set but driver is '{self.driver}'")
         if self.driver != "zfs-localpv" and self.zfs_local_pv is not None:
             raise ValueError(f"zfsLocalPv is set but driver is '{self.driver}'")
+        if self.driver != "csi-hostpath" and self.csi_host_path is not None:
+            raise ValueError(f"csiHostPath is set but driver is '{self.driver}'")
         if self.existing_storage_class is not None:
             if self.ebs is not None:
                 raise ValueError(

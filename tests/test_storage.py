@@ -143,7 +143,7 @@ def test_the_local_and_prod_stacks_choose_their_drivers() -> None:
 
     local = settings.from_config(stack_config("local"))
     prod = settings.from_config(stack_config("prod"))
-    assert local.storage is not None and local.storage.driver == "zfs-localpv"
+    assert local.storage is not None and local.storage.driver == "csi-hostpath"
     assert prod.storage is not None and prod.storage.driver == "ebs"
 
 
