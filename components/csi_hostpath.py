@@ -366,7 +366,12 @@ class CsiHostPath(pulumi.ComponentResource):
                     files=[
                         SNAPSHOT_CRDS_URL.format(version=SNAPSHOTTER_VERSION, plural=p) for p in SNAPSHOT_CRD_PLURALS
                     ],
-                    opts=child_opts(self, provider),
+                    # Retained: deleting a CRD deletes every object of it, and the database's
+                    # VolumeSnapshots are retained on delete with their data. Without the
+                    # controllers (gone with the stack) their finalizers would also hold the CRD's
+                    # deletion forever. (The group's children are registered with it as parent,
+                    # which passes retainOnDelete on: pulumi/pulumi#19654.)
+                    opts=child_opts(self, provider, retain_on_delete=True),
                 )
             )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -57,6 +58,7 @@ def test_classes_provision_with_the_hostpath_driver_and_retain(plan: mockrun.Pla
 def test_the_snapshot_crds_come_from_the_pinned_external_snapshotter(plan: mockrun.PlanResult) -> None:
     crds = named(plan, "storage-csi-hostpath-snapshot-crds")
     assert crds.type == "kubernetes:yaml/v2:ConfigGroup"
+    assert crds.retain_on_delete, "deleting the CRDs would delete the retained VolumeSnapshots"
     files = crds.inputs["files"]
     assert len(files) == 3 and all("/external-snapshotter/v8.6.0/client/config/crd/" in f for f in files)
     assert {f.rsplit("_", 1)[1] for f in files} == {
@@ -191,3 +193,12 @@ def test_one_namespace_for_both_is_refused() -> None:
     }
     with pytest.raises(ValueError, match="snapshotControllerNamespace must differ"):
         run_components(raw_config(None, storage))
+
+
+def test_the_readmes_real_path_for_local_is_kind_and_pulumi_up() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme.split("## The real path", 1)[1]
+    steps = section.split("```sh", 1)[1].split("```", 1)[0]
+    assert "kind create cluster" in steps and "labels: {environment: development}" in steps
+    assert "pulumi up -s local" in steps
+    assert "sudo" not in steps and "zpool" not in steps, "the local stack needs no host preparation"
