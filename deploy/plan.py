@@ -25,7 +25,7 @@ from typing import Any, Optional, TextIO
 import yaml
 
 import settings as settings_module
-from deploy import mockrun, reference
+from deploy import diagram, mockrun, reference
 from deploy import validate as schema
 from deploy.project import PROJECT_DIR, STACKS, StackConfigError, stack_config
 
@@ -142,6 +142,7 @@ def write_outputs(report: PlanReport, out: Path) -> None:
         ],
     }
     (out / "resources.json").write_text(json.dumps(document, indent=2, default=str))
+    (out / "diagram.md").write_text(diagram.markdown(report.result))
 
 
 def print_tree(result: mockrun.PlanResult, stream: TextIO) -> None:
@@ -182,6 +183,41 @@ def validate_objects(result: mockrun.PlanResult, kubernetes_version: str) -> tup
             if problems:
                 invalid[f"{resource.type} {resource.name}"] = problems
     return invalid, unchecked
+
+
+def object_key(obj: dict[str, Any]) -> Optional[tuple[str, str, str, str]]:
+    """(API group, kind, namespace, name) of a Kubernetes object: what the API server keys it by.
+    None when the name is left to Pulumi (auto-named, never a collision) or known only after deploy."""
+    metadata = obj.get("metadata") or {}
+    name = metadata.get("name")
+    if not isinstance(name, str) or not name or name == mockrun.UNKNOWN:
+        return None
+    group = str(obj.get("apiVersion", "")).rpartition("/")[0]
+    return group, str(obj.get("kind", "")), str(metadata.get("namespace") or ""), name
+
+
+def duplicate_objects(result: mockrun.PlanResult) -> dict[str, list[str]]:
+    """Pulumi resources that would write the same Kubernetes object (one API group, kind, namespace
+    and name) as an earlier one: the second `up` step would fail, or two owners would overwrite each
+    other. Patches (`...Patch` types) are meant to touch an existing object and are left out."""
+    first: dict[tuple[str, str, str, str], mockrun.PlannedResource] = {}
+    duplicates: dict[str, list[str]] = {}
+    for resource in sorted(result.resources, key=lambda r: r.urn):
+        if not resource.is_kubernetes_object or resource.type.endswith("Patch"):
+            continue
+        key = object_key(resource.inputs)
+        if key is None:
+            continue
+        if key not in first:
+            first[key] = resource
+            continue
+        group, kind, namespace, name = key
+        where = f"{namespace}/{name}" if namespace else name
+        other = first[key]
+        duplicates.setdefault(f"{resource.type} {resource.name}", []).append(
+            f"the same Kubernetes object as {other.type} {other.name}: {kind}{'.' + group if group else ''} {where}"
+        )
+    return duplicates
 
 
 @dataclass
@@ -251,6 +287,8 @@ def build_report(stack: str) -> PlanReport:
     result = mockrun.run_stack(stack, preview=True)
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
     report.invalid, report.unchecked = validate_objects(result, config.kubernetes_version)
+    for name, problems in duplicate_objects(result).items():
+        report.invalid.setdefault(name, []).extend(problems)
     report.violations = run_policies(result, config)
     report.uncovered_charts = uncovered_charts(result)
     return report

@@ -113,6 +113,7 @@ def test_all_plans_every_stack_in_one_process_with_one_table(
     for line in table:
         stack, resources, objects, invalid, mandatory, advisory, exit_code = line.split()
         document = json.loads((tmp_path / stack / "resources.json").read_text())
+        assert "```mermaid\nflowchart LR\n" in (tmp_path / stack / "diagram.md").read_text()
         assert int(resources) == len(document["resources"])
         assert f"plan {stack}: {resources} resources, {objects} Kubernetes objects validated" in out
         assert int(invalid) == len(document["invalidObjects"]) and exit_code == "0"
