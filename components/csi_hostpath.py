@@ -176,6 +176,13 @@ SNAPSHOT_CONTROLLER_RULES: list[dict[str, Any]] = [
 ]
 
 
+def retain_on_delete(args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult:
+    """A transform that marks every resource it sees retainOnDelete (what the engine applies to a
+    component's children, the provider-registered ones included)."""
+    opts = pulumi.ResourceOptions.merge(args.opts, pulumi.ResourceOptions(retain_on_delete=True))
+    return pulumi.ResourceTransformResult(props=args.props, opts=opts)
+
+
 def _requests(cpu: str, memory: str, limit: str) -> dict[str, Any]:
     return {"requests": {"cpu": cpu, "memory": memory}, "limits": {"memory": limit}}
 
@@ -367,11 +374,11 @@ class CsiHostPath(pulumi.ComponentResource):
                         SNAPSHOT_CRDS_URL.format(version=SNAPSHOTTER_VERSION, plural=p) for p in SNAPSHOT_CRD_PLURALS
                     ],
                     # Retained: deleting a CRD deletes every object of it, and the database's
-                    # VolumeSnapshots are retained on delete with their data. Without the
+                    # VolumeSnapshots are retained on delete with their data; without the
                     # controllers (gone with the stack) their finalizers would also hold the CRD's
-                    # deletion forever. (The group's children are registered with it as parent,
-                    # which passes retainOnDelete on: pulumi/pulumi#19654.)
-                    opts=child_opts(self, provider, retain_on_delete=True),
+                    # deletion forever. The group's own retainOnDelete does not reach the CRDs it
+                    # registers (pulumi/pulumi-kubernetes#3065), a transform on it does.
+                    opts=child_opts(self, provider, retain_on_delete=True, transforms=[retain_on_delete]),
                 )
             )
 

@@ -32,7 +32,8 @@ from pulumi_kubernetes import _utilities as k8s_utilities
 
 from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, fullname
 from components.csi_hostpath import CsiHostPath, CsiHostPathArgs
-from components.kube import MANAGED_BY, child_opts
+from components.kube import MANAGED_BY, child_opts, namespace
+from components.network import deny_ingress
 from settings.storage import CsiHostPathSettings, EbsSettings, StorageSettings, ZfsLocalPvSettings
 
 ZFS_LOCALPV_REPO = "https://openebs.github.io/zfs-localpv"
@@ -180,21 +181,33 @@ class SnapshotStorage(pulumi.ComponentResource):
     def _zfs_localpv(self, name: str, spec: StorageSettings, provider: k8s.Provider) -> k8s.helm.v3.Release:
         zfs = spec.zfs_local_pv or ZfsLocalPvSettings()
         self.chart_values = zfs_localpv_values(spec)
+        # Privileged: the node agent runs privileged with the host's root and /dev mounted, to run
+        # zfs on the node. Retained like the release: deleting the namespace would delete the
+        # ZFSVolume objects in it, and the node agent destroys the dataset of every deleted one.
+        ns = namespace(
+            f"{name}-zfs-namespace", zfs.namespace, self, provider, pod_security="privileged", holds_volumes=True
+        )
+        # Nothing connects to the driver over the network (kubelet talks to it over unix sockets).
+        deny = deny_ingress(f"{name}-zfs-deny-ingress", ns.metadata["name"], self, provider)
+        # helm.v3.Release, not v4.Chart: the chart's CRDs (ZFSVolume, ZFSSnapshot, ...) are templates,
+        # and a v4 Chart's objects are separate Pulumi resources that retainOnDelete on the Chart is
+        # not carried to (pulumi/pulumi-kubernetes#3065): a destroy would delete the CRDs, so every
+        # ZFSVolume, so every dataset. A retained Release is never uninstalled. What the pack cannot
+        # see inside it is declared in `zfs_localpv_workloads`.
         return k8s.helm.v3.Release(
             f"{name}-zfs-localpv",
             name="zfs-localpv",
             chart="zfs-localpv",
             version=zfs.chart_version,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=ZFS_LOCALPV_REPO),
-            namespace=zfs.namespace,
-            create_namespace=True,
+            namespace=ns.metadata["name"],
             # Roll back a failed install/upgrade instead of leaving a half-installed CSI driver.
             atomic=True,
             cleanup_on_fail=True,
             values=self.chart_values,
             # Never uninstalled by Pulumi: that would delete the ZFSVolume objects, and the node
             # agent destroys the dataset of every deleted one (the retained volumes' data).
-            opts=child_opts(self, provider, retain_on_delete=True),
+            opts=child_opts(self, provider, depends_on=[deny], retain_on_delete=True),
         )
 
 

@@ -283,7 +283,7 @@ def run_policies(result: mockrun.PlanResult, config: settings_module.Settings) -
 
 def build_report(stack: str) -> PlanReport:
     """Run and check one stack. Raises SettingsError / StackConfigError on bad configuration."""
-    config = settings_module.from_config(stack_config(stack))
+    config = settings_module.from_config(stack_config(stack), require_provider_guard=True)
     result = mockrun.run_stack(stack, preview=True)
     report = PlanReport(result=result, kubernetes_version=config.kubernetes_version)
     report.invalid, report.unchecked = validate_objects(result, config.kubernetes_version)

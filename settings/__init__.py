@@ -17,6 +17,7 @@ from typing import Annotated, Any, Literal, Optional, Self, Union
 
 from pydantic import Field, TypeAdapter, ValidationError, model_validator
 
+from settings import checks
 from settings.base import NAMESPACE, SettingsError, key_path, settings, shown
 from settings.cluster import (
     ClusterKind,
@@ -263,14 +264,19 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{key_path(str(loc[0]), loc[1:])}: {message}"
 
 
-def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset()) -> Settings:
+def from_config(
+    raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(), *, require_provider_guard: bool = False
+) -> Settings:
     """Validate Pulumi's raw config map (namespace-qualified keys, string values) into Settings.
 
     Keys of the providers' namespaces (kubernetes:, aws:, pulumi:, ...) are left to them; any
-    other namespace is refused as a likely typo of ours.
+    other namespace is refused as a likely typo of ours. With `require_provider_guard` (a whole
+    stack's config, as `pulumi up` and the plan read it), pulumi:disable-default-providers must
+    disable the default Kubernetes provider. Sections are then checked against each other
+    (settings/checks.py: shared Namespaces and Services, StorageClasses, placement).
     Raises SettingsError naming every offending key; nothing is half-read.
     """
-    problems: list[str] = []
+    problems: list[str] = checks.provider_guard_problems(raw) if require_provider_guard else []
     document: dict[str, Any] = {}
     for full_key, value in sorted(raw.items()):
         namespace, _, key = full_key.partition(":")
@@ -301,6 +307,8 @@ def from_config(raw: Mapping[str, str], secret_keys: frozenset[str] = frozenset(
         validated = _ADAPTER.validate_json(json.dumps(document))
     except ValidationError as error:
         problems.extend(_describe(e) for e in error.errors())
+    else:
+        problems.extend(checks.problems(validated))
     if problems:
         raise SettingsError(problems)
     return validated
@@ -312,6 +320,7 @@ def load() -> Settings:
     Invalid configuration ends `pulumi up` with the list of problems and no Python traceback
     (pulumi.RunError is the SDK's clean exit).
     """
+    import pulumi
     from pulumi import RunError
     from pulumi.runtime import config as runtime_config
 
@@ -320,6 +329,9 @@ def load() -> Settings:
         runtime_config._SECRET_KEYS.get()  # noqa: SLF001 - the SDK exposes no public accessor
     )
     try:
-        return from_config(raw, secret)
+        config = from_config(raw, secret, require_provider_guard=True)
     except SettingsError as error:
         raise RunError(str(error)) from None
+    for warning in checks.warnings(config):
+        pulumi.log.warn(warning)
+    return config

@@ -73,6 +73,9 @@ class ExistingClusterSettings:
     context: Annotated[str, Field(min_length=1)]
     #: Path of the kubeconfig file; `~` is expanded. None: the KUBECONFIG default chain.
     kubeconfig: Optional[str] = None
+    #: StorageClasses the cluster already has that workloads may name (kind's `standard`); a
+    #: storageClass neither listed here nor provided by scaleplane:storage is refused.
+    storage_classes: tuple[Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")], ...] = ()
 
 
 @settings
@@ -158,8 +161,18 @@ class ClusterAutoscalerSettings:
     chart_version: Version = "9.59.0"
     #: Image tag; its minor must match the cluster's Kubernetes minor. None: v<kubernetesVersion>.0.
     image_tag: Optional[Version] = None
-    #: How a node group is picked to grow: least-waste, most-pods, random, priority, price.
+    #: How a node group is picked to grow: least-waste, most-pods, random or priority. (`price`
+    #: works only on GCE, GKE and Equinix Metal, per the cluster-autoscaler FAQ; this cluster is AWS.)
     expander: Literal["least-waste", "most-pods", "random", "priority", "price"] = "least-waste"
+
+    @model_validator(mode="after")
+    def _expander_on_aws(self) -> Self:
+        if self.expander == "price":
+            raise ValueError(
+                "expander 'price' works only on GCE, GKE and Equinix Metal (cluster-autoscaler FAQ); on AWS "
+                "use least-waste, most-pods, random or priority"
+            )
+        return self
 
 
 @settings

@@ -23,7 +23,7 @@ from typing import Annotated, Literal, Optional, Self
 from pydantic import Field, model_validator
 
 from settings.base import settings
-from settings.workloads import ImageRef, Quantity, Resources
+from settings.workloads import ImageRef, Resources, StorageSize
 
 Colour = Literal["blue", "green"]
 COLOURS: tuple[Colour, ...] = ("blue", "green")
@@ -103,7 +103,7 @@ class DatabaseSettings:
     #: Service name and resource prefix (the playbook's Service is `percona`).
     name: DnsLabel = "percona"
     namespace: DnsLabel = "percona"
-    storage_size: Quantity = "10Gi"
+    storage_size: StorageSize = "10Gi"
     #: The application database and user (the load generator's MySQLLoadGenerate.sh uses Inventory).
     app_database: MysqlName = "Inventory"
     app_user: MysqlName = "app"

@@ -118,3 +118,15 @@ class StorageSettings:
     @property
     def csi_driver(self) -> str:
         return CSI_DRIVERS[self.driver]
+
+    @property
+    def provided_storage_class(self) -> str:
+        """The StorageClass this section gives volumes: the one it creates, or existingStorageClass."""
+        return self.existing_storage_class or self.storage_class_name
+
+    @property
+    def created_namespace(self) -> Optional[str]:
+        """The Namespace this section's chart creates (LocalPV-ZFS), if any."""
+        if self.driver == "zfs-localpv":
+            return (self.zfs_local_pv or ZfsLocalPvSettings()).namespace
+        return None

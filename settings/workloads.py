@@ -6,27 +6,59 @@ from typing import Annotated, Optional, Self
 
 from pydantic import AfterValidator, Field, model_validator
 
-from settings.base import ChartVersion, DnsLabel, check_replica_range, settings
+from policy.scaleplane_policy.references import parse_image
+from policy.scaleplane_policy.values import parse_quantity
+from settings.base import ChartVersion, DnsLabel, check_replica_range, settings, shown
 from settings.placement import Placement
 from settings.traffic import ExposureSettings
 
-Quantity = Annotated[str, Field(pattern=r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")]
 Replicas = Annotated[int, Field(ge=0, le=1000)]
 StorageClassName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
 
 
+def _quantity(text: str) -> str:
+    try:
+        amount = parse_quantity(text)
+    except ValueError:
+        raise ValueError(f"{shown(text)} is not a Kubernetes quantity (e.g. 250m, 1.5, 512Mi, 10Gi, 1e3)") from None
+    if amount < 0:
+        raise ValueError(f"{shown(text)} is negative; resources and sizes cannot be")
+    return text
+
+
+#: A Kubernetes resource quantity, parsed by the grammar the API server uses (the policy pack's parser).
+Quantity = Annotated[str, AfterValidator(_quantity)]
+
+#: Volume sizes: at least 1Mi, since no filesystem fits in less (and a 0 request is refused by the API
+#: server for a PVC); at most 64Ti, the largest volume EBS makes (io2 Block Express; gp3 stops at 16Ti).
+MIN_VOLUME = parse_quantity("1Mi")
+MAX_VOLUME = parse_quantity("64Ti")
+
+
+def _volume_size(text: str) -> str:
+    size = parse_quantity(_quantity(text))
+    if not MIN_VOLUME <= size <= MAX_VOLUME:
+        raise ValueError(f"{shown(text)} is outside 1Mi..64Ti (no filesystem fits below 1Mi; EBS volumes end at 64Ti)")
+    return text
+
+
+StorageSize = Annotated[str, AfterValidator(_volume_size)]
+
+
 def _pinned(image: str) -> str:
-    if image.endswith(":latest"):
-        raise ValueError(f"image {image!r} uses the tag 'latest'; pin a version")
+    try:
+        reference = parse_image(image)
+    except ValueError as error:
+        raise ValueError(f"image {shown(image)}: {error}") from None
+    if not reference.pinned:
+        why = "uses the tag 'latest'" if reference.tag == "latest" else "has no tag, which means latest"
+        raise ValueError(f"image {shown(image)} {why}; pin a version or a digest")
     return image
 
 
-#: registry/name:tag or name@sha256:digest; a bare name or the tag "latest" is refused.
-ImageRef = Annotated[
-    str,
-    Field(pattern=r"^[a-z0-9][a-z0-9./_-]*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$"),
-    AfterValidator(_pinned),
-]
+#: [registry[:port]/]path[:tag][@digest], pinned (policy/scaleplane_policy/references.py: one
+#: grammar and one meaning of "pinned" for settings and the policy pack).
+ImageRef = Annotated[str, AfterValidator(_pinned)]
 
 
 @settings
@@ -36,6 +68,13 @@ class Resources:
     cpu_request: Quantity = "100m"
     memory_request: Quantity = "128Mi"
     memory_limit: Quantity = "256Mi"
+
+    @model_validator(mode="after")
+    def _request_within_limit(self) -> Self:
+        # The API server refuses a container whose request exceeds its limit.
+        if parse_quantity(self.memory_request) > parse_quantity(self.memory_limit):
+            raise ValueError(f"memoryRequest ({self.memory_request}) must not exceed memoryLimit ({self.memory_limit})")
+        return self
 
 
 @settings
@@ -86,7 +125,7 @@ class MongoSettings:
     """The to-do app's MongoDB: a StatefulSet with a persistent volume and generated credentials."""
 
     image: ImageRef = "docker.io/library/mongo:7.0.14"
-    storage_size: Quantity = "8Gi"
+    storage_size: StorageSize = "8Gi"
     #: None: the cluster's default StorageClass.
     storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
@@ -140,7 +179,7 @@ class MinioSettings:
     image: ImageRef = "quay.io/minio/minio:RELEASE.2025-04-22T22-12-26Z"
     #: 1 runs a single server; 4 or more run distributed erasure coding (MinIO needs >= 4 drives).
     replicas: Annotated[int, Field(ge=1, le=32)] = 4
-    storage_size: Quantity = "10Gi"
+    storage_size: StorageSize = "10Gi"
     storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
     placement: Placement = Placement()

@@ -116,7 +116,7 @@ def test_the_percona_service_selects_the_live_colour_on_port_3306() -> None:
 
 
 def test_the_namespace_is_retained_because_deleting_it_would_delete_the_pvcs() -> None:
-    namespace = one(plan(BLUE_ONLY), "Namespace")
+    namespace = one(plan(BLUE_ONLY), "Namespace", "percona")
     assert namespace.retain_on_delete
     assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
 

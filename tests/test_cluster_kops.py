@@ -238,6 +238,11 @@ def test_instance_groups_carry_environment_labels_and_taints() -> None:
         if group["name"] == "development":
             group["taints"] = [{"key": "environment", "value": "development", "effect": "NoSchedule"}]
     config["scaleplane:kops"] = json.dumps(kops)
+    # todo-dev must run on the development nodes, so it tolerates their taint (settings refuse a
+    # required placement no group can take).
+    todo = json.loads(config["scaleplane:todo"])
+    todo["placement"]["tolerations"] = [{"key": "environment", "value": "development", "effect": "NoSchedule"}]
+    config["scaleplane:todo"] = json.dumps(todo)
     plan = mockrun.run("dev", config, _program)
     groups = {g["metadata"]["name"]: g["spec"] for g in _specs(plan)[1:]}
     assert groups["nodes"]["nodeLabels"] == {"kops.k8s.io/instancegroup": "nodes"}

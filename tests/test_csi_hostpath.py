@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pulumi
 import pytest
 from bluegreen_helpers import BLUE_IMAGE, kube_objects, one, raw_config, run_components, validate_object
 
@@ -59,6 +60,17 @@ def test_the_snapshot_crds_come_from_the_pinned_external_snapshotter(plan: mockr
     crds = named(plan, "storage-csi-hostpath-snapshot-crds")
     assert crds.type == "kubernetes:yaml/v2:ConfigGroup"
     assert crds.retain_on_delete, "deleting the CRDs would delete the retained VolumeSnapshots"
+    # The group's children (the CRDs) are retained through its transform; mocks do not run
+    # transforms, so the transform itself is checked.
+    child = pulumi.ResourceTransformArgs(
+        custom=True,
+        type_="kubernetes:apiextensions.k8s.io/v1:CustomResourceDefinition",
+        name="crd",
+        props={"spec": {}},
+        opts=pulumi.ResourceOptions(),
+    )
+    result = csi_hostpath.retain_on_delete(child)
+    assert result.opts.retain_on_delete is True and result.props == {"spec": {}}
     files = crds.inputs["files"]
     assert len(files) == 3 and all("/external-snapshotter/v8.6.0/client/config/crd/" in f for f in files)
     assert {f.rsplit("_", 1)[1] for f in files} == {

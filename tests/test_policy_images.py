@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from policy_support import container, found, init_container, pod_spec, workload
 
-from policy.scaleplane_policy.rules.images import split_image
+from policy.scaleplane_policy.references import parse_image
 
 DIGEST = "sha256:" + "a" * 64
 
@@ -26,6 +26,11 @@ def images(*resources, config=None):
         f"app@{DIGEST}",
         f"app:latest@{DIGEST}",
         f"registry:5000/team/app@{DIGEST}",
+        "registry:5000/team/app:1.0",
+        f"docker.io/library/mongo:7.0.14@{DIGEST}",
+        "[::1]:5000/app:1.0",
+        "192.168.1.10:5000/a__b/c-d.e:v1",
+        f"app@sha512:{'b' * 128}",
     ],
 )
 def test_pinned_images_pass(image):
@@ -39,9 +44,11 @@ def test_pinned_images_pass(image):
         ("nginx:latest", "uses the tag latest"),
         ("localhost:5000/app", "has no tag"),
         ("registry.example.com:443/team/app", "has no tag"),
-        ("nginx:", "has no tag"),
+        ("nginx:", "is not a valid reference"),
         ("", "has no image"),
-        ("app@sha256:abc", "malformed digest"),
+        ("app@sha256:abc", "the digest must be"),
+        (f"app@sha256:{'A' * 64}", "64 lowercase hexadecimal digits"),
+        ("Team/App:1.0", "must be lowercase"),
     ],
 )
 def test_unpinned_images_are_reported(image, reason):
@@ -74,4 +81,6 @@ tags = st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,20}", fullmatch=True)
 @given(hosts, names, st.one_of(st.none(), tags))
 def test_the_tag_is_what_follows_the_last_colon_after_the_last_slash(host, name, tag):
     image = f"{host}{name}" + (f":{tag}" if tag is not None else "")
-    assert split_image(image) == (f"{host}{name}", tag, None)
+    reference = parse_image(image)
+    assert (reference.name, reference.tag, reference.digest) == (f"{host}{name}".removesuffix("/"), tag, None)
+    assert reference.pinned == (tag is not None and tag != "latest")

@@ -176,3 +176,17 @@ def test_on_eks_the_database_uses_the_clusters_gp3_class_and_only_adds_snapshots
     # The storage component installs no driver of its own on EKS.
     storage = [r for r in plan.resources if "SnapshotStorage$" in r.urn]
     assert [r.type for r in storage] == ["kubernetes:snapshot.storage.k8s.io/v1:VolumeSnapshotClass"]
+
+
+def test_zfs_namespace_is_ours_privileged_retained_and_denies_ingress() -> None:
+    plan = storage_plan(ZFS)
+    (release,) = [r for r in plan.resources if r.type == "kubernetes:helm.sh/v3:Release"]
+    namespace = one(plan, "Namespace")
+    labels = namespace.inputs["metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "privileged"
+    assert namespace.retain_on_delete, "deleting the namespace would delete the ZFSVolumes and so the datasets"
+    assert not release.inputs.get("createNamespace")
+    assert release.inputs["namespace"] == namespace.inputs["metadata"]["name"] == "openebs"
+    deny = one(plan, "NetworkPolicy")
+    assert deny.inputs["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    assert deny.urn in release.dependencies

@@ -94,6 +94,18 @@ def test_metallb_custom_resources_match_the_pinned_crds_and_wait_for_the_chart(
     assert advertisement.inputs["spec"]["ipAddressPools"] == [pool.inputs["metadata"]["name"]]
 
 
+def test_metallb_namespace_denies_by_default_and_the_controller_reaches_only_the_api_server(
+    metallb_plan: mockrun.PlanResult,
+) -> None:
+    values = named(metallb_plan, "lb-chart").inputs["values"]
+    assert values["networkpolicies"] == {"enabled": True, "defaultDeny": True, "apiPort": 6443}
+    assert chart_values("metallb")["networkpolicies"]["enabled"] is False, "the chart's default is off"
+    with pytest.raises(ValueError, match="api_server_port"):
+        run_on_cluster(
+            lambda provider: MetalLB("lb", MetalLBArgs(addresses=("10.0.0.0/29",), api_server_port=0), provider)
+        )
+
+
 def test_metallb_custom_resources_wait_for_the_webhook_to_answer(metallb_plan: mockrun.PlanResult) -> None:
     """The Release's wait ends on a readiness ping; the pool and advertisement wait for a Job that
     dry-runs an L2Advertisement until the (fail-closed) webhook admits it."""

@@ -42,6 +42,9 @@ class MetalLBArgs:
     avoid_buggy_ips: bool = False
     #: None: MetalLB serves every LoadBalancer Service without a class.
     load_balancer_class: Optional[str] = None
+    #: The API server's port as the controller's egress policy sees it (after the `kubernetes`
+    #: Service's translation): 6443 on kind and kubeadm clusters.
+    api_server_port: int = 6443
 
 
 #: The chart's probe defaults (values.yaml controller/speaker livenessProbe and readinessProbe;
@@ -110,6 +113,8 @@ class MetalLB(pulumi.ComponentResource):
     ):
         if not args.addresses:
             raise ValueError("MetalLBArgs.addresses must list at least one address range")
+        if not 1 <= args.api_server_port <= 65535:
+            raise ValueError(f"MetalLBArgs.api_server_port must be within 1..65535, not {args.api_server_port}")
         for text in args.addresses:
             try:
                 address_bounds(text)
@@ -197,6 +202,11 @@ class MetalLB(pulumi.ComponentResource):
             "controller": {
                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}, "limits": {"memory": "128Mi"}},
             },
+            # The chart's own policies: default deny (ingress and egress) in the namespace, then the
+            # controller may reach the API server and accept its webhook and metrics ports. The
+            # speaker runs on the host network, where NetworkPolicy does not apply; the webhook
+            # wait's Job brings its own policy.
+            "networkpolicies": {"enabled": True, "defaultDeny": True, "apiPort": args.api_server_port},
         }
         if args.load_balancer_class:
             values["loadBalancerClass"] = args.load_balancer_class
