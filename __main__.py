@@ -9,7 +9,7 @@ from components.cluster import cluster_for
 from components.cluster.eks import EksCluster
 from components.cluster.kops import KopsCluster
 from components.loadtest import LoadTest, LoadTestArgs
-from components.mesh import IstioMesh, LinkerdMesh, mesh_for
+from components.mesh import IstioMesh, LinkerdMesh, application_flows, mesh_for
 from components.metrics_server import MetricsServer, MetricsServerArgs
 from components.minio import Minio, MinioArgs
 from components.storage import SnapshotStorage, SnapshotStorageArgs
@@ -88,6 +88,13 @@ if config.minio.enabled:
     )
     if isinstance(mesh, IstioMesh):
         mesh.route_http("minio", namespace=config.minio.namespace, port=9000, depends_on=[minio])
+
+# Zero trust inside the mesh: each application port admits exactly the clients it needs
+# (Linkerd's Server/AuthorizationPolicy objects; Istio's follow once the offline plan can list the
+# security.istio.io objects it has no pinned CRD for).
+if isinstance(mesh, LinkerdMesh):
+    for flow in application_flows(config):
+        mesh.authorize(flow, depends_on=[todo, *([minio] if minio is not None else [])])
 
 if config.load_test.enabled:
     LoadTest(

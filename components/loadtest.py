@@ -11,6 +11,12 @@ import pulumi_kubernetes as k8s
 from components.kube import app_labels, child_opts, restricted_security_context
 from settings.workloads import LoadTestSettings
 
+#: Both meshes inject their proxy as a Kubernetes native sidecar for pods that ask.
+NATIVE_SIDECAR_ANNOTATIONS = {
+    "sidecar.istio.io/nativeSidecar": "true",
+    "config.linkerd.io/proxy-enable-native-sidecar": "true",
+}
+
 # Each worker sends at most $REQUESTS requests; the Job's deadline stops it whatever the count.
 LOOP = (
     'i=0; while [ "$i" -lt "$REQUESTS" ]; do '
@@ -59,13 +65,12 @@ class LoadTest(pulumi.ComponentResource):
                 "backoffLimit": 0,
                 "activeDeadlineSeconds": load.duration_seconds,
                 "template": {
-                    # Out of the mesh: an injected proxy runs on after the workers finish, so the
-                    # Job would only end at its deadline, as failed. (Both meshes accept plaintext
-                    # from outside: neither stack enforces strict mTLS.)
-                    "metadata": {
-                        "labels": {**labels, "sidecar.istio.io/inject": "false"},
-                        "annotations": {"linkerd.io/inject": "disabled"},
-                    },
+                    # Meshed (the meshes refuse plaintext clients), with the proxy as a native
+                    # sidecar: an init container with restartPolicy Always, which the kubelet stops
+                    # once the workers exit, so the Job completes (a classic sidecar would run on
+                    # and fail the Job at its deadline). Istio: sidecar.istio.io/nativeSidecar;
+                    # Linkerd (edge-26.8.3, pkg/k8s/labels.go): config.linkerd.io/proxy-enable-native-sidecar.
+                    "metadata": {"labels": labels, "annotations": dict(NATIVE_SIDECAR_ANNOTATIONS)},
                     "spec": {
                         "restartPolicy": "Never",
                         # wget needs no Kubernetes API credentials.

@@ -132,6 +132,15 @@ class Settings:
         return self
 
     @model_validator(mode="after")
+    def _gateway_certificate_fits_balancer(self) -> Self:
+        if self.istio is not None and self.istio.gateway.tls.certificate_arn is not None and self.balancer != "aws-nlb":
+            raise ValueError(
+                f"{NAMESPACE}:istio.gateway.tls.certificateArn is an ACM certificate for the AWS NLB, but balancer "
+                f"is '{self.balancer}': use credentialName (a TLS Secret in the gateway namespace) instead"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _priority_classes_are_distinct(self) -> Self:
         todo, minio = self.todo.placement.priority_class, self.minio.placement.priority_class
         if todo is not None and minio is not None and self.minio.enabled and todo.name == minio.name:

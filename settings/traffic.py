@@ -121,6 +121,35 @@ class NlbSettings:
     scheme: Literal["internet-facing", "internal"]
 
 
+#: An ACM certificate's ARN (any partition), as the NLB listener takes it.
+AcmCertificateArn = Annotated[
+    str, Field(pattern=r"^arn:aws[a-z-]*:acm:[a-z0-9-]+:[0-9]{12}:certificate/[A-Za-z0-9-]+$")
+]
+#: A Secret's name (a DNS subdomain).
+SecretName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
+
+
+@settings
+class GatewayTlsSettings:
+    """Where the ingress gateway's HTTPS certificate comes from (port 80 always redirects to HTTPS).
+
+    `certificateArn`: an ACM certificate; the AWS NLB terminates TLS on 443 with it (aws-nlb
+    only). `credentialName`: a kubernetes.io/tls Secret of yours in the gateway namespace (from
+    cert-manager, say); the gateway terminates TLS with it. Neither: the program generates a
+    self-signed certificate (pulumi-tls) for the gateway, which browsers will not trust; a
+    production stack plans with it and warns until one of the two is set.
+    """
+
+    certificate_arn: Optional[AcmCertificateArn] = None
+    credential_name: Optional[SecretName] = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if self.certificate_arn is not None and self.credential_name is not None:
+            raise ValueError("set certificateArn (TLS at the NLB) or credentialName (TLS at the gateway), not both")
+        return self
+
+
 @settings
 class IstioGatewaySettings:
     """The Istio ingress gateway (the `gateway` chart), its own namespace and autoscaling."""
@@ -128,6 +157,7 @@ class IstioGatewaySettings:
     namespace: DnsLabel = "istio-ingress"
     min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 5
+    tls: GatewayTlsSettings = GatewayTlsSettings()
     #: The gateway's balancer: a production stack's one entry point open to the internet.
     exposure: ExposureSettings = ExposureSettings()
 
@@ -148,11 +178,19 @@ class IstioSettings:
     #: istiod replicas (the chart's HPA is turned off so this is the count).
     pilot_replicas: Annotated[int, Field(ge=1, le=10)] = 1
     gateway: IstioGatewaySettings = IstioGatewaySettings()
+    #: The Istio CNI node agent's namespace: it mounts host paths and needs NET_ADMIN/SYS_ADMIN,
+    #: so that namespace alone enforces the privileged Pod Security level.
+    cni_namespace: DnsLabel = "istio-cni"
 
     @model_validator(mode="after")
     def _gateway_runs_apart(self) -> Self:
-        if self.gateway.namespace == self.namespace:
-            raise ValueError(f"gateway.namespace must differ from namespace ({self.namespace!r})")
+        named = [("namespace", self.namespace), ("gateway.namespace", self.gateway.namespace)]
+        named.append(("cniNamespace", self.cni_namespace))
+        owners: dict[str, str] = {}
+        for key, name in named:
+            if name in owners:
+                raise ValueError(f"{key} must differ from {owners[name]} ({name!r}): each runs in its own namespace")
+            owners[name] = key
         return self
 
 
@@ -201,6 +239,8 @@ class LinkerdSettings:
     chart_version: ChartVersion = "2026.8.3"
     namespace: DnsLabel = "linkerd"
     viz_namespace: DnsLabel = "linkerd-viz"
+    #: The linkerd2-cni node agent's namespace (host paths: the only privileged one).
+    cni_namespace: DnsLabel = "linkerd-cni"
     #: Install the Gateway API CRDs Linkerd's policy controller needs, through linkerd-crds.
     #: Turn off where the cluster already has them (for example from another gateway).
     install_gateway_api: bool = True
@@ -222,6 +262,7 @@ class LinkerdSettings:
         named = [
             ("namespace", self.namespace),
             ("vizNamespace", self.viz_namespace),
+            ("cniNamespace", self.cni_namespace),
             ("traefik.namespace", self.traefik.namespace),
         ]
         if self.emojivoto.enabled:

@@ -32,15 +32,9 @@ from policy.scaleplane_policy import evaluate
 #: Charts the stacks install whose components do not declare their workloads yet (the mesh and
 #: cluster components add theirs). A chart missing here and undeclared fails the test below.
 NOT_YET_DECLARED = {
-    "linkerd-crds",
     "linkerd-control-plane",
     "linkerd-viz",
     "traefik",
-    "base",
-    "istiod",
-    "gateway",
-    "aws-load-balancer-controller",
-    "cluster-autoscaler",
 }
 
 

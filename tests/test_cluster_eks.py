@@ -305,8 +305,9 @@ def _chart(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return chart, values
 
 
-#: Chart values that are free-form maps (any command-line flag, any annotation).
-OPEN_MAPS = {"extraArgs", "annotations"}
+#: Chart values that are free-form maps (any command-line flag, any annotation, a whole probe the
+#: template copies with toYaml).
+OPEN_MAPS = {"extraArgs", "annotations", "livenessProbe", "readinessProbe"}
 
 
 def _assert_keys_exist(values: dict[str, Any], reference: dict[str, Any], path: str = "") -> None:
@@ -449,10 +450,35 @@ def test_load_balancer_controller_requests_cpu_and_memory_and_keeps_upstream_pro
     assert reference["resources"] == {}
     assert set(values["resources"]["requests"]) == {"cpu", "memory"}
     assert "memory" in values["resources"]["limits"]
-    # The chart's defaults template both probes; the values leave them alone.
-    assert reference["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert reference["readinessProbe"]["httpGet"]["path"] == "/readyz"
-    assert "livenessProbe" not in values and "readinessProbe" not in values
+    # The chart's own probes (the declaration's copy is the pinned values.yaml's), probed less
+    # often than their timeout.
+    for key in ("livenessProbe", "readinessProbe"):
+        assert eks_module.LOAD_BALANCER_CONTROLLER_PROBES[key] == reference[key]
+        assert values[key] == {**reference[key], "periodSeconds": 15}
+        assert values[key]["timeoutSeconds"] < values[key]["periodSeconds"]
+
+
+def test_chart_workload_declarations_follow_the_values(deployed: mockrun.PlanResult) -> None:
+    from components.chart_workloads import chart_objects
+
+    _, autoscaler_reference = _chart("cluster-autoscaler")
+    # 9.59.0 has no value for either probe: the template's fixed livenessProbe is all there is.
+    assert "readinessProbe" not in autoscaler_reference and "livenessProbe" not in autoscaler_reference
+    charts = [
+        {"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs}
+        for r in deployed.of_type("kubernetes:helm.sh/v4:Chart")
+    ]
+    objects = {o["props"]["metadata"]["name"]: o["props"] for o in chart_objects(charts).objects}
+    autoscaler = objects["cluster-autoscaler"]
+    assert autoscaler["metadata"]["namespace"] == "kube-system"
+    (container,) = autoscaler["spec"]["template"]["spec"]["containers"]
+    assert container["name"] == "aws-cluster-autoscaler"
+    assert container["livenessProbe"] == {"httpGet": {"path": "/health-check", "port": 8085}}
+    assert "readinessProbe" not in container
+    assert set(container["resources"]["requests"]) == {"cpu", "memory"}
+    (controller,) = objects["aws-load-balancer-controller"]["spec"]["template"]["spec"]["containers"]
+    assert controller["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert set(controller["resources"]["requests"]) == {"cpu", "memory"}
 
 
 def test_load_balancer_controller_webhook_certificate_is_generated_once_and_secret(

@@ -70,6 +70,10 @@ esac
 FAKE_KUBECTL = """#!/bin/bash
 # Stand-in for kubectl: records each call in the same log as kops; fails a drain on request.
 printf 'kubectl %s\\n' "$*" >> "$KOPS_CALLS"
+if [ "$1" = get ]; then
+  [ -n "${KUBECTL_NO_NODES:-}" ] || echo "node/i-0123456789abcdef0"
+  exit 0
+fi
 if [ "$1" = drain ] && [ -n "${KUBECTL_DRAIN_FAILS:-}" ]; then
   echo "error: cannot evict pod as it would violate the pod's disruption budget" >&2
   exit 1
@@ -361,6 +365,7 @@ def test_create_update_delete_drive_kops_in_order(fake_kops: Path, fake_kubectl:
         "get",
         "kubectl",
         "kubectl",
+        "kubectl",
         "delete",
         "rolling-update",
         "validate",
@@ -370,12 +375,13 @@ def test_create_update_delete_drive_kops_in_order(fake_kops: Path, fake_kubectl:
     # The worker group settings no longer list goes, drained first through the exported
     # kubeconfig; the listed ones and the control plane stay.
     assert calls[4] == f"get instancegroups --name {name}"
-    assert calls[5] == "kubectl cordon -l kops.k8s.io/instancegroup=retired"
-    assert calls[6] == (
+    assert calls[5] == "kubectl get nodes -l kops.k8s.io/instancegroup=retired -o name"
+    assert calls[6] == "kubectl cordon -l kops.k8s.io/instancegroup=retired"
+    assert calls[7] == (
         "kubectl drain -l kops.k8s.io/instancegroup=retired --ignore-daemonsets --delete-emptydir-data --timeout=15m"
     )
-    assert calls[7] == f"delete instancegroup retired --name {name} --yes"
-    assert calls[8] == f"rolling-update cluster --name {name} --yes"
+    assert calls[8] == f"delete instancegroup retired --name {name} --yes"
+    assert calls[9] == f"rolling-update cluster --name {name} --yes"
 
     (tmp_path / "calls").unlink()
     deleted, calls = _run_script(command["delete"], "", tmp_path, fake_kops)
@@ -395,6 +401,20 @@ def test_a_group_whose_drain_fails_is_not_deleted(fake_kops: Path, fake_kubectl:
     assert any(c.startswith("kubectl drain") for c in calls)
     # Nothing deleted, nothing rolled: the update stops with the group still running.
     assert not any(c.startswith(("delete", "rolling-update")) for c in calls)
+
+
+def test_a_removed_group_without_nodes_is_deleted_with_nothing_to_drain(
+    fake_kops: Path, fake_kubectl: Path, tmp_path: Path
+) -> None:
+    plan = mockrun.run("dev", _dev_config(kopsBinary=str(fake_kops), kubectlBinary=str(fake_kubectl)), _program)
+    command = _command(plan).inputs
+    updated, calls = _run_script(
+        command["update"], command["stdin"], tmp_path, fake_kops, KUBECTL_NO_NODES="1", KOPS_HAS_ENCRYPTIONCONFIG="1"
+    )
+    assert updated.returncode == 0, updated.stderr
+    kubectl = [c for c in calls if c.startswith("kubectl")]
+    assert kubectl == ["kubectl get nodes -l kops.k8s.io/instancegroup=retired -o name"]
+    assert "delete instancegroup retired --name dev.scaleplane.k8s.local --yes" in calls
 
 
 def test_without_kubectl_a_removed_group_is_refused_not_deleted(fake_kops: Path, tmp_path: Path) -> None:

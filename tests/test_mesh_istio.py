@@ -8,6 +8,7 @@ from typing import Any
 import pulumi
 import pytest
 from traffic_support import (
+    covered,
     depends_on,
     named,
     object_errors,
@@ -18,14 +19,21 @@ from traffic_support import (
 )
 
 from components.balancer import Balancer
-from components.mesh.istio import IstioMesh, IstioMeshArgs, resource_names
+from components.mesh.istio import GatewayTls, IstioMesh, IstioMeshArgs, resource_names
 from deploy import mockrun
 
-#: Value paths set that the pinned values.yaml does not list, each with its reason. None so far.
-ALLOWED: dict[str, str] = {}
+#: Value paths set that the pinned values.yaml does not list, each with its reason.
+ALLOWED: dict[str, str] = {
+    "resources.limits": (
+        "istiod's values.yaml lists only requests, but its Deployment renders both keys of `resources` "
+        '(templates/_helpers.tpl "istiod.resources" ranges over limits and requests, 1.30.3)'
+    ),
+}
 
 
 DEFAULT_ARGS = IstioMeshArgs()
+GATEWAY = "istio-ingressgateway"
+ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
 
 
 def build(provider: Any, args: IstioMeshArgs = DEFAULT_ARGS, balancer: Balancer | None = None) -> IstioMesh:
@@ -43,15 +51,57 @@ def plan() -> mockrun.PlanResult:
 
 
 def test_charts_install_in_order_at_one_pinned_version(plan: mockrun.PlanResult) -> None:
-    crds, base, istiod, gateway = (named(plan, f"mesh-{role}") for role in ("crds", "base", "istiod", "gateway"))
-    for release, chart in ((base, "base"), (istiod, "istiod"), (gateway, "gateway")):
-        assert release.type == "kubernetes:helm.sh/v3:Release"
+    crds, base, cni, istiod, gateway = (
+        named(plan, f"mesh-{role}") for role in ("crds", "base", "cni", "istiod", "gateway")
+    )
+    for release, chart in ((base, "base"), (cni, "cni"), (istiod, "istiod"), (gateway, "gateway")):
         assert release.inputs["chart"] == chart
         assert release.inputs["version"] == "1.30.3"
         assert release.inputs["repositoryOpts"]["repo"] == "https://istio-release.storage.googleapis.com/charts"
-    assert depends_on(base, crds) and depends_on(istiod, base) and depends_on(gateway, istiod)
+    # base and istiod ship webhooks istiod rewrites at runtime: Releases. The CNI agent and the
+    # gateway render deterministically: v4 Charts, whose objects the policy pack sees.
+    assert base.type == istiod.type == "kubernetes:helm.sh/v3:Release"
+    assert cni.type == gateway.type == "kubernetes:helm.sh/v4:Chart"
+    assert depends_on(base, crds) and depends_on(cni, base) and depends_on(istiod, cni)
+    assert depends_on(gateway, istiod)
     assert base.inputs["namespace"] == istiod.inputs["namespace"] == "istio-system"
     assert gateway.inputs["namespace"] == "istio-ingress"
+    assert cni.inputs["namespace"] == "istio-cni"
+
+
+def test_namespaces_enforce_pod_security_and_only_the_cni_one_is_privileged(plan: mockrun.PlanResult) -> None:
+    levels = {
+        named(plan, f"mesh-{role}").inputs["metadata"]["name"]: named(plan, f"mesh-{role}").inputs["metadata"][
+            "labels"
+        ]["pod-security.kubernetes.io/enforce"]
+        for role in ("namespace", "gateway-namespace", "cni-namespace")
+    }
+    assert levels == {"istio-system": "restricted", "istio-ingress": "restricted", "istio-cni": "privileged"}
+
+
+def test_cni_plugin_replaces_the_net_admin_init_container(plan: mockrun.PlanResult) -> None:
+    istiod = named(plan, "mesh-istiod").inputs["values"]
+    # The injector adds istio-validation (UID 1337, no capabilities) instead of istio-init.
+    assert istiod["cni"] == {"enabled": True}
+    assert istiod["global"]["proxy"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert istiod["seccompProfile"] == {"type": "RuntimeDefault"}
+    # The cni chart is not in the reference set; these keys were read from istio/istio at 1.30.3
+    # (manifests/charts/istio-cni/values.yaml and templates/daemonset.yaml read each of them).
+    assert named(plan, "mesh-cni").inputs["values"] == {
+        "global": {"hub": "docker.io/istio", "tag": "1.30.3"},
+        "resources": {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"memory": "256Mi"}},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    # Application namespaces only opt in: the mesh no longer asks them for `privileged`.
+    assert IstioMesh.namespace_labels() == {"istio-injection": "enabled"}
+
+
+@pytest.mark.parametrize("role", ["istiod", "gateway"])
+def test_chart_pods_request_cpu_and_memory(plan: mockrun.PlanResult, role: str) -> None:
+    values = named(plan, f"mesh-{role}").inputs["values"]
+    for resources in (values["resources"], *([values["global"]["proxy"]["resources"]] if role == "istiod" else [])):
+        assert resources["requests"]["cpu"] and resources["requests"]["memory"], role
+        assert resources["limits"]["memory"], role
 
 
 def test_crds_are_pulumi_resources_of_the_same_release_so_destroy_removes_them(plan: mockrun.PlanResult) -> None:
@@ -130,7 +180,18 @@ def test_minio_gateway_and_virtual_service_are_the_playbooks(plan: mockrun.PlanR
     assert gateway.inputs["metadata"]["name"] == "minio-gateway"
     assert gateway.inputs["spec"] == {
         "selector": {"istio": "ingressgateway"},
-        "servers": [{"port": {"number": 80.0, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+        "servers": [
+            {
+                "port": {"number": 80.0, "name": "http", "protocol": "HTTP"},
+                "hosts": ["*"],
+                "tls": {"httpsRedirect": True},
+            },
+            {
+                "port": {"number": 443.0, "name": "https", "protocol": "HTTPS"},
+                "tls": {"mode": "SIMPLE", "credentialName": "istio-ingressgateway-tls"},
+                "hosts": ["*"],
+            },
+        ],
     }
     assert virtual_service.inputs["metadata"]["name"] == "minio"
     assert virtual_service.inputs["spec"] == {
@@ -178,6 +239,10 @@ def test_args_are_validated_before_anything_is_created() -> None:
         run_on_cluster(lambda p: build(p, IstioMeshArgs(gateway_min_replicas=6, gateway_max_replicas=5)))
     with pytest.raises(ValueError, match="gateway_namespace must differ"):
         run_on_cluster(lambda p: build(p, IstioMeshArgs(gateway_namespace="istio-system")))
+    with pytest.raises(ValueError, match="cni_namespace must be a namespace of its own"):
+        run_on_cluster(lambda p: build(p, IstioMeshArgs(cni_namespace="istio-system")))
+    with pytest.raises(ValueError, match="certificate_arn needs the aws-nlb balancer"):
+        run_on_cluster(lambda p: build(p, IstioMeshArgs(gateway_tls=GatewayTls(certificate_arn=ARN)), Balancer.cloud()))
 
 
 def test_replicas_and_gateway_scaling_come_from_args() -> None:
@@ -209,3 +274,90 @@ def test_excluded_crds_are_the_names_of_what_the_config_file_created() -> None:
     outputs = mockrun.run("test", {}, program, preview=False, project="scaleplane").outputs
     assert outputs["names"] == outputs["ids"] == names
     assert outputs["none"] == []
+
+
+# --- the gateway's TLS -----------------------------------------------------------------------------
+
+
+def test_default_tls_is_a_generated_certificate_for_the_balancers_address(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(
+        mockrun.MOCK_OUTPUTS,
+        "kubernetes:core/v1:Service",
+        lambda name, inputs: {"status": {"loadBalancer": {"ingress": [{"hostname": "nlb.example.aws"}]}}},
+    )
+    plan = run_on_cluster(build)
+    secret = named(plan, "mesh-gateway-tls")
+    assert object_errors(secret) == []
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert secret.inputs["metadata"] == {
+        "name": "istio-ingressgateway-tls",
+        "namespace": "istio-ingress",  # credentialName Secrets live beside the gateway's pods
+        "labels": {"app.kubernetes.io/managed-by": "scaleplane"},
+    }
+    assert covered("stringData.tls.key", secret.secret_paths)
+    certificate = named(plan, "mesh-gateway-tls-certificate")
+    assert certificate.inputs["dnsNames"] == ["nlb.example.aws"] and certificate.inputs["ipAddresses"] == []
+    assert "server_auth" in certificate.inputs["allowedUses"]
+    assert named(plan, "mesh-gateway-tls-key").inputs == {"algorithm": "ECDSA", "ecdsaCurve": "P256"}
+
+
+def test_an_acm_certificate_terminates_tls_at_the_nlb() -> None:
+    plan = run_on_cluster(lambda p: build(p, IstioMeshArgs(gateway_tls=GatewayTls(certificate_arn=ARN))))
+    service = named(plan, "mesh-gateway-service")
+    annotations = service.inputs["metadata"]["annotations"]
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-cert"] == ARN
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-ssl-ports"] == "https"
+    assert annotations["service.beta.kubernetes.io/aws-load-balancer-scheme"] == "internet-facing"
+    ports = {p["name"]: (p["port"], p["targetPort"]) for p in service.inputs["spec"]["ports"]}
+    assert ports == {"http2": (80, 80), "https": (443, 8443)}
+    servers = named(plan, "mesh-minio-gateway").inputs["spec"]["servers"]
+    assert servers[0]["tls"] == {"httpsRedirect": True}
+    # Decrypted by the NLB: plain HTTP on a port of its own, never redirected (no loop).
+    assert servers[1]["port"] == {"number": 8443.0, "name": "http-tls-terminated", "protocol": "HTTP"}
+    assert "tls" not in servers[1]
+    assert not [r for r in plan.resources if r.type == "kubernetes:core/v1:Secret"]
+    gateway = next(
+        r for r in plan.resources if r.type.endswith("NetworkPolicy") and r.inputs["metadata"]["name"] == GATEWAY
+    )
+    ports = {int(port["port"]) for rule in gateway.inputs["spec"]["ingress"] for port in rule["ports"]}
+    assert ports == {80, 8443, 15021}
+
+
+def test_a_secret_of_the_users_is_served_by_the_gateway() -> None:
+    plan = run_on_cluster(lambda p: build(p, IstioMeshArgs(gateway_tls=GatewayTls(credential_name="shop-tls"))))
+    servers = named(plan, "mesh-minio-gateway").inputs["spec"]["servers"]
+    assert servers[1]["tls"] == {"mode": "SIMPLE", "credentialName": "shop-tls"}
+    assert not [r for r in plan.resources if r.type.startswith("tls:")]
+    annotations = named(plan, "mesh-gateway-service").inputs["metadata"]["annotations"]
+    assert "service.beta.kubernetes.io/aws-load-balancer-ssl-cert" not in annotations
+
+
+# --- network policies ------------------------------------------------------------------------------
+
+
+def network_policies(plan: mockrun.PlanResult) -> dict[tuple[str, str], dict[str, Any]]:
+    return {
+        (r.inputs["metadata"]["namespace"], r.inputs["metadata"]["name"]): r.inputs["spec"]
+        for r in plan.resources
+        if r.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy"
+    }
+
+
+def ingress_ports(spec: dict[str, Any]) -> set[int]:
+    return {int(port["port"]) for rule in spec["ingress"] for port in rule["ports"]}
+
+
+def test_istio_namespaces_deny_ingress_but_the_control_planes_flows(plan: mockrun.PlanResult) -> None:
+    policies = network_policies(plan)
+    for namespace in ("istio-system", "istio-ingress", "istio-cni"):
+        assert policies[(namespace, "default-deny-ingress")] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    istiod = policies[("istio-system", "istiod")]
+    assert istiod["podSelector"] == {"matchLabels": {"app": "istiod"}}
+    assert ingress_ports(istiod) == {15012, 15017}  # xDS over TLS, the webhooks (Service 443 -> 15017)
+    # The API server calling the webhook is outside the pod network: a rule without `from`.
+    assert all("from" not in rule for rule in istiod["ingress"])
+    gateway = policies[("istio-ingress", "istio-ingressgateway")]
+    assert ingress_ports(gateway) == {80, 443, 15021}
+    for resource in plan.resources:
+        if resource.type == "kubernetes:networking.k8s.io/v1:NetworkPolicy":
+            assert object_errors(resource) == [], resource.name

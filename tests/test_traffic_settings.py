@@ -171,3 +171,34 @@ def test_mesh_namespaces_must_not_collide() -> None:
     assert "emojivoto.namespace 'linkerd' is already the namespace" in message
     # A disabled demo's namespace is never created, so it cannot collide.
     assert load(mesh="linkerd", linkerd={"emojivoto": {"namespace": "linkerd"}}).mesh == "linkerd"
+    message = problems(mesh="istio", istio={"cniNamespace": "istio-ingress"})
+    assert "cniNamespace must differ from gateway.namespace" in message
+    message = problems(mesh="linkerd", linkerd={"cniNamespace": "linkerd"})
+    assert "cniNamespace 'linkerd' is already the namespace" in message
+
+
+ARN = "arn:aws:acm:us-east-1:123456789012:certificate/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+NLB = {"balancer": "aws-nlb", "nlb": {"scheme": "internet-facing"}, "mesh": "istio"}
+
+
+def test_gateway_tls_takes_an_acm_certificate_or_a_secret_of_yours() -> None:
+    assert load(**NLB, istio={"gateway": {"tls": {"certificateArn": ARN}}}).istio.gateway.tls.certificate_arn == ARN  # type: ignore[union-attr]
+    named = load(mesh="istio", istio={"gateway": {"tls": {"credentialName": "shop-tls"}}})
+    assert named.istio.gateway.tls.credential_name == "shop-tls"  # type: ignore[union-attr]
+    # Neither: the program generates a certificate (no placeholder to fill in).
+    assert load(mesh="istio").istio_settings.gateway.tls.certificate_arn is None
+
+
+@pytest.mark.parametrize(
+    "tls, extra, complaint",
+    [
+        ({"certificateArn": ARN, "credentialName": "x"}, NLB, "not both"),
+        ({"certificateArn": "arn:aws:iam::123456789012:role/x"}, NLB, "scaleplane:istio.gateway.tls.certificateArn"),
+        ({"credentialName": "Not_A_Name"}, NLB, "scaleplane:istio.gateway.tls.credentialName"),
+        ({"certificateArn": ARN}, {"mesh": "istio"}, "certificateArn is an ACM certificate for the AWS NLB"),
+    ],
+)
+def test_bad_gateway_tls_is_refused_naming_the_key(
+    tls: dict[str, str], extra: dict[str, object], complaint: str
+) -> None:
+    assert complaint in problems(**extra, istio={"gateway": {"tls": tls}})

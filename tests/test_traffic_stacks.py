@@ -63,7 +63,7 @@ def test_stack_urls_come_from_the_balancers_address(updates: dict[str, mockrun.P
     outputs = updates[stack].outputs
     assert outputs["minioUrl"] == f"http://{ADDRESS}:9000"
     if "linkerdDashboardUrl" in EXPORTED[stack]:
-        assert outputs["linkerdDashboardUrl"] == f"http://{ADDRESS}:80"
+        assert outputs["linkerdDashboardUrl"] == f"https://{ADDRESS}:443"  # HTTPS only
         assert outputs["emojivotoUrl"] == f"http://{ADDRESS}:80"
         assert "linkerdDashboardPassword" in updates[stack].secret_outputs
     else:
@@ -150,3 +150,49 @@ def test_nlb_services_wait_for_the_aws_load_balancer_controller(
     assert exposed
     for service in exposed:
         assert controller.urn in service.dependencies, f"{service.name}: only the controller serves its class"
+
+
+@pytest.mark.parametrize("stack", ["local", "dev"])
+def test_linkerd_stacks_run_zero_trust_for_the_applications(
+    previews: dict[str, mockrun.PlanResult], stack: str
+) -> None:
+    plan = previews[stack]
+    namespaces = {
+        r.inputs["metadata"]["name"]: r.inputs["metadata"]
+        for r in plan.resources
+        if r.inputs.get("kind") == "Namespace"
+    }
+    for app in ("todo", "minio"):
+        annotations = namespaces[app].get("annotations", {})
+        assert annotations["config.linkerd.io/default-inbound-policy"] == "all-authenticated", app
+    policies = {
+        (r.inputs["metadata"]["namespace"], r.inputs["spec"]["targetRef"]["name"])
+        for r in plan.resources
+        if r.inputs.get("kind") == "AuthorizationPolicy"
+    }
+    assert {("todo", "todo-web"), ("todo", "mongodb"), ("minio", "minio-api")} <= policies
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_the_load_test_would_run_meshed_with_a_native_sidecar(stack: str) -> None:
+    config = dict(stack_config(stack))
+    config["scaleplane:loadTest"] = json.dumps({"enabled": True})
+    plan = mockrun.run(
+        stack,
+        config,
+        lambda: runpy.run_path(str(PROJECT_DIR / "__main__.py"), run_name="__pulumi_main__"),
+        preview=True,
+    )
+    job = next(
+        r
+        for r in plan.resources
+        if r.type == "kubernetes:batch/v1:Job" and r.inputs["metadata"]["name"] == "load-generator"
+    )
+    annotations = job.inputs["spec"]["template"]["metadata"]["annotations"]
+    key = (
+        "sidecar.istio.io/nativeSidecar"
+        if plan.outputs["mesh"] == "istio"
+        else "config.linkerd.io/proxy-enable-native-sidecar"
+    )
+    assert annotations[key] == "true"
+    assert job.inputs["metadata"]["namespace"] == "todo"  # a meshed namespace: its clients are todo's

@@ -339,10 +339,12 @@ def test_load_test_is_bounded_in_requests_and_time() -> None:
     assert env == {"TARGET": "http://todo-dev.todo/", "REQUESTS": "1000"}
     assert "wget" in container["command"][-1] and '"$REQUESTS"' in container["command"][-1]
     assert container["resources"]["requests"]["cpu"]
-    # No mesh proxy: it would outlive the workers and keep the Job from completing.
+    # Meshed, its proxy a native sidecar the kubelet stops when the workers exit (the Job completes).
     template = job["spec"]["template"]["metadata"]
-    assert template["labels"]["sidecar.istio.io/inject"] == "false"
-    assert template["annotations"]["linkerd.io/inject"] == "disabled"
+    assert "sidecar.istio.io/inject" not in template["labels"]
+    assert "linkerd.io/inject" not in template["annotations"]
+    assert template["annotations"]["sidecar.istio.io/nativeSidecar"] == "true"
+    assert template["annotations"]["config.linkerd.io/proxy-enable-native-sidecar"] == "true"
 
 
 def test_load_test_is_off_by_default(stack_plan: mockrun.PlanResult) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
@@ -56,6 +57,18 @@ def chart_values(chart: str) -> dict[str, Any]:
     return values.get("_internal_defaults_do_not_set", values)
 
 
+#: A top-level key a values.yaml documents only in a comment (`#destinationResources:`), as the
+#: Linkerd charts do for keys their templates read but that have no default.
+COMMENTED_KEY = re.compile(r"^#\s?([A-Za-z][A-Za-z0-9]*):\s*$")
+
+
+@functools.cache
+def commented_keys(chart: str) -> frozenset[str]:
+    """Top-level keys the pinned values.yaml documents in comments instead of setting them."""
+    lines = reference_file("charts", chart, "values.yaml").read_text().splitlines()
+    return frozenset(match.group(1) for line in lines if (match := COMMENTED_KEY.match(line)))
+
+
 @functools.cache
 def chart_schema(chart: str) -> dict[str, Any]:
     return json.loads(reference_file("charts", chart, "values.schema.json").read_text())
@@ -80,10 +93,19 @@ def value_paths(values: Mapping[str, Any], defaults: Any, prefix: str = "") -> I
 
 
 def unknown_value_paths(values: Mapping[str, Any], chart: str, allowed: Mapping[str, str]) -> list[str]:
-    """Paths we set that the pinned chart does not have (minus an allow-list, each with its reason)."""
+    """Paths we set that the pinned chart does not have (minus an allow-list, each with its reason).
+
+    A top-level key the values.yaml documents in a comment counts as the chart's (below it any
+    keys are taken, as the chart gives no shape to compare with).
+    """
     for reason in allowed.values():
         assert reason.strip(), "every allow-listed value path needs its reason"
-    return [path for path, known in value_paths(values, chart_values(chart)) if not known and path not in allowed]
+    documented = commented_keys(chart)
+    return [
+        path
+        for path, known in value_paths(values, chart_values(chart))
+        if not known and path not in allowed and path.split(".")[0] not in documented
+    ]
 
 
 def deep_merge(base: Any, override: Any) -> Any:

@@ -190,13 +190,15 @@ class Balancer:
         port_name: str = "http",
         extra_ports: Sequence[Port] = (),
         labels: Optional[Mapping[str, str]] = None,
+        annotations: Optional[Mapping[str, str]] = None,
         resource_name: Optional[str] = None,
         depends_on: Sequence[pulumi.Resource] = (),
         exposure: Optional[ExposureSettings] = None,
     ) -> Exposed:
         """A LoadBalancer Service `name` in `namespace` sending `port` to `target_port` of `selector`'s pods.
 
-        The URL is `scheme://<address>:port`. `depends_on` names what must exist first (the
+        The URL is `scheme://<address>:port`. `annotations` are added to the balancer's own (an
+        NLB listener's TLS certificate, say). `depends_on` names what must exist first (the
         namespace's owner); the balancer's own readiness is added here. `exposure`: who may reach
         it (the balancer's own `exposure` when None): its scheme and loadBalancerSourceRanges.
         """
@@ -211,7 +213,7 @@ class Balancer:
                 "name": name,
                 "namespace": namespace,
                 "labels": {**MANAGED_BY, **(labels or {})},
-                "annotations": self.service_annotations(exposure),
+                "annotations": {**self.service_annotations(exposure), **(annotations or {})},
             },
             spec=self.service_spec(selector, ports, exposure),
             opts=child_opts(parent, provider, depends_on=[*self.ready, *depends_on]),

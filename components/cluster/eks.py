@@ -29,6 +29,15 @@ import pulumi_aws as aws
 import pulumi_kubernetes as k8s
 import pulumi_tls as tls
 
+from components.chart_workloads import (
+    ChartContainer,
+    ChartRelease,
+    ChartWorkload,
+    declares,
+    fullname,
+    given,
+    http_probe,
+)
 from components.cluster import iam
 from components.kube import child_opts
 from settings.cluster import EksSettings, NodeGroupSettings, is_arm
@@ -662,6 +671,9 @@ def load_balancer_controller_values(
         },
         # A controller pod without requests runs BestEffort and is evicted first.
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
+        # Upstream's probes, probed every 15 s: with the default 10 s period their 10 s timeout
+        # would let one probe start before the last one timed out.
+        **{key: {**probe, "periodSeconds": 15} for key, probe in LOAD_BALANCER_CONTROLLER_PROBES.items()},
         # Off: the Service mutator (mservice.elbv2.k8s.aws) sees every Service CREATE in every
         # namespace and fails closed, so it refuses istiod's, metrics-server's and Percona's
         # Services while the controller starts. It only exists to give LoadBalancer Services
@@ -685,6 +697,61 @@ def load_balancer_controller_values(
         # diff, with the webhook's caBundle and the Secret racing on each update.
         "webhookTLS": {"caCert": webhook_tls.ca_cert, "cert": webhook_tls.cert, "key": webhook_tls.key},
     }
+
+
+#: cluster-autoscaler 9.59.0's templates/deployment.yaml: one container, named
+#: <cloudProvider>-cluster-autoscaler, with a fixed livenessProbe and no readinessProbe.
+CLUSTER_AUTOSCALER_LIVENESS = http_probe("/health-check", 8085)
+
+#: aws-load-balancer-controller 3.5.0's probe defaults (values.yaml; tests compare them with the
+#: pinned chart), rendered as given by templates/deployment.yaml.
+LOAD_BALANCER_CONTROLLER_PROBES: dict[str, Any] = {
+    "livenessProbe": {
+        "failureThreshold": 2,
+        "httpGet": {"path": "/healthz", "port": 61779, "scheme": "HTTP"},
+        "initialDelaySeconds": 30,
+        "timeoutSeconds": 10,
+    },
+    "readinessProbe": {
+        "failureThreshold": 2,
+        "httpGet": {"path": "/readyz", "port": 61779, "scheme": "HTTP"},
+        "successThreshold": 1,
+        "initialDelaySeconds": 10,
+        "timeoutSeconds": 10,
+    },
+}
+
+
+@declares("cluster-autoscaler")
+def cluster_autoscaler_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the cluster-autoscaler chart runs: one Deployment with one container."""
+    values = release.values
+    for key in ("initContainers", "extraContainers"):
+        if given(values, key):
+            raise ValueError(f"the cluster-autoscaler declaration does not cover {key}")
+    name = given(values, "nameOverride") or f"{given(values, 'cloudProvider') or 'aws'}-cluster-autoscaler"
+    container = ChartContainer(
+        name, resources=given(values, "resources") or None, liveness_probe=CLUSTER_AUTOSCALER_LIVENESS
+    )
+    return [ChartWorkload("Deployment", fullname(release, name), [container])]
+
+
+@declares("aws-load-balancer-controller")
+def load_balancer_controller_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the aws-load-balancer-controller chart runs: one Deployment with one container."""
+    values = release.values
+
+    def probe(key: str) -> Any:
+        set_here = given(values, key)
+        return LOAD_BALANCER_CONTROLLER_PROBES[key] if set_here is None else (set_here or None)
+
+    container = ChartContainer(
+        "aws-load-balancer-controller",
+        resources=given(values, "resources") or None,
+        liveness_probe=probe("livenessProbe"),
+        readiness_probe=probe("readinessProbe"),
+    )
+    return [ChartWorkload("Deployment", fullname(release, "aws-load-balancer-controller"), [container])]
 
 
 def kubeconfig_for(

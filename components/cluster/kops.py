@@ -257,8 +257,9 @@ def _prune_worker_groups(kops: str, kubectl: str, cluster: str, keep: list[str])
     are first cordoned together (evicted pods must not land on a sibling about to go) and then
     drained through the eviction API, which honours PodDisruptionBudgets. A drain that cannot
     finish (a PDB that never allows it, a bare pod, the timeout) fails the update and the group
-    stays. Control-plane groups are never pruned (etcd members live on them). Commands in the
-    loop read /dev/null, so none of them can swallow the list of groups the loop reads.
+    stays. A group with no nodes (scaled to zero) has nothing to drain. Control-plane groups are
+    never pruned (etcd members live on them). Commands in the loop read /dev/null, so none of them
+    can swallow the list of groups the loop reads.
     """
     wanted = " ".join(keep)
     selector = f'"{INSTANCE_GROUP_LABEL}=$group"'
@@ -267,9 +268,10 @@ def _prune_worker_groups(kops: str, kubectl: str, cluster: str, keep: list[str])
         f'while read -r group; do case " {wanted} " in *" $group "*) ;; '
         f"*) if ! command -v {kubectl} >/dev/null 2>&1; then printf 'kubectl binary %s not found: "
         f"install kubectl or set scaleplane:kops.kubectlBinary\\n' {kubectl} >&2; exit 127; fi; "
-        f"{kubectl} cordon -l {selector} </dev/null && "
+        f'nodes="$({kubectl} get nodes -l {selector} -o name </dev/null)" || exit 1; '
+        f'if [ -n "$nodes" ]; then {kubectl} cordon -l {selector} </dev/null && '
         f"{kubectl} drain -l {selector} --ignore-daemonsets --delete-emptydir-data --timeout={DRAIN_TIMEOUT} "
-        f"</dev/null && "
+        f"</dev/null || exit 1; fi; "
         f'{kops} delete instancegroup "$group" --name {cluster} --yes </dev/null || exit 1 ;; esac; done'
     )
 

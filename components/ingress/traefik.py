@@ -1,20 +1,21 @@
 """Traefik: the Ingress controller in front of the Linkerd dashboard (recipe 5).
 
 Why Traefik and not the playbook's ingress-nginx: ingress-nginx is retired upstream (best-effort
-maintenance ended March 2026). Traefik is maintained, reads standard Ingress objects, and does
-basic auth (htpasswd/bcrypt users in a Secret) and request-header rewriting with its Middleware
-CRD, which is what the dashboard needs.
+maintenance ended March 2026). Traefik is maintained, reads standard Ingress objects (and their
+TLS Secrets), redirects HTTP to HTTPS per entry point, and does basic auth (htpasswd/bcrypt
+users in a Secret) with its Middleware CRD, which is what the dashboard needs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.balancer import Balancer
+from components.balancer import Balancer, Port
 from components.kube import child_opts, namespace
 
 CHART_REPOSITORY = "https://traefik.github.io/charts"
@@ -23,9 +24,12 @@ INGRESS_CLASS = "traefik"
 #: a fixed value gives the balancer's Service a selector known before anything is rendered.
 INSTANCE_LABEL = "traefik"
 SELECTOR = {"app.kubernetes.io/name": "traefik", "app.kubernetes.io/instance": INSTANCE_LABEL}
-#: The chart's `web` entry point listens on 8000 inside the pod.
+#: The chart's `web` entry point listens on 8000 inside the pod, `websecure` on 8443.
 WEB_CONTAINER_PORT = 8000
 WEB_PORT = 80
+WEBSECURE_CONTAINER_PORT = 8443
+WEBSECURE_PORT = 443
+WEBSECURE_ENTRY_POINT = "websecure"
 SERVICE_NAME = "traefik"
 
 
@@ -35,17 +39,26 @@ class TraefikArgs:
     chart_version: str = "41.3.0"
     namespace: str = "traefik"
     replicas: int = 1
+    #: The mesh's namespace metadata (Linkerd: injection and its default inbound policy).
+    namespace_labels: Mapping[str, str] = field(default_factory=dict)
+    namespace_annotations: Mapping[str, str] = field(default_factory=dict)
+    #: Traefik's pods are created after these (the mesh's proxy injector), so they start meshed.
+    depends_on: Sequence[pulumi.Resource] = ()
 
 
 class Traefik(pulumi.ComponentResource):
-    """The traefik chart with an IngressClass `traefik`, exposed on port 80 by the stack's balancer.
+    """The traefik chart with an IngressClass `traefik`, exposed on 443 (and 80) by the stack's balancer.
 
-    `url` is the balancer's address (http://host:80). Middlewares must depend on `ready`
-    (the chart installs their CRD).
+    Only HTTPS leaves the cluster: the `web` entry point (port 80) permanently redirects every
+    request to `websecure` (443), where each Ingress's TLS Secret is served. `url` is the
+    balancer's address (https://host:443) and `host` the address alone. Middlewares must depend
+    on `ready` (the chart installs their CRD).
     """
 
     url: pulumi.Output[Optional[str]]
+    host: pulumi.Output[Optional[str]]
     ready: list[pulumi.Resource]
+    namespace: k8s.core.v1.Namespace
     ingress_class: str = INGRESS_CLASS
 
     def __init__(
@@ -59,9 +72,17 @@ class Traefik(pulumi.ComponentResource):
         if not 1 <= args.replicas <= 10:
             raise ValueError(f"TraefikArgs.replicas must be within 1..10, not {args.replicas}")
         super().__init__("scaleplane:ingress:Traefik", name, None, opts)
-        # The chart runs Traefik as uid 65532 with every capability dropped, a read-only root
-        # and seccomp RuntimeDefault, on unprivileged ports: restricted admits it.
-        ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="restricted")
+        ns = namespace(
+            f"{name}-namespace",
+            args.namespace,
+            self,
+            provider,
+            # The chart runs Traefik as uid 65532 with every capability dropped, a read-only root
+            # and seccomp RuntimeDefault, on unprivileged ports (and a meshed proxy likewise).
+            pod_security="restricted",
+            labels=args.namespace_labels,
+            annotations=args.namespace_annotations,
+        )
 
         # helm.v4.Chart, not v3.Release: the chart ships its CRDs (Middleware, IngressRoute, ...)
         # in `crds/`, which Helm installs once and then never upgrades or deletes. Rendered by
@@ -76,25 +97,29 @@ class Traefik(pulumi.ComponentResource):
             repository_opts={"repo": CHART_REPOSITORY},
             namespace=ns.metadata["name"],
             values=self.chart_values(args),
-            opts=child_opts(self, provider),
+            opts=child_opts(self, provider, depends_on=[ns, *args.depends_on]),
         )
         exposed = balancer.expose(
             SERVICE_NAME,
             namespace=ns.metadata["name"],
             selector=SELECTOR,
-            port=WEB_PORT,
-            target_port=WEB_CONTAINER_PORT,
-            port_name="web",
+            port=WEBSECURE_PORT,
+            target_port=WEBSECURE_CONTAINER_PORT,
+            scheme="https",
+            port_name=WEBSECURE_ENTRY_POINT,
+            extra_ports=[Port("web", WEB_PORT, WEB_CONTAINER_PORT)],
             labels=SELECTOR,
             resource_name=f"{name}-service",
             parent=self,
             provider=provider,
             depends_on=[self.chart],
         )
+        self.namespace = ns
         self.service = exposed.service
         self.url = exposed.url
+        self.host = exposed.host
         self.ready = [self.chart]
-        self.register_outputs({"url": self.url})
+        self.register_outputs({"url": self.url, "host": self.host})
 
     @staticmethod
     def chart_values(args: TraefikArgs) -> dict[str, Any]:
@@ -111,5 +136,15 @@ class Traefik(pulumi.ComponentResource):
             },
             # Only Ingresses that ask for Traefik: another controller may be the cluster default.
             "ingressClass": {"enabled": True, "isDefaultClass": False, "name": INGRESS_CLASS},
+            # Plain HTTP only answers with a permanent redirect to HTTPS.
+            "ports": {
+                "web": {
+                    "http": {
+                        "redirections": {
+                            "entryPoint": {"to": WEBSECURE_ENTRY_POINT, "scheme": "https", "permanent": True}
+                        }
+                    }
+                }
+            },
             "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "256Mi"}},
         }

@@ -7,16 +7,18 @@ from typing import Optional, Union
 
 import pulumi
 
+from components import minio, todo
 from components.balancer import Balancer
 from components.ingress.traefik import TraefikArgs
 from components.kube import PodSecurityLevel
 from components.mesh.emojivoto import EmojivotoArgs
-from components.mesh.istio import IstioMesh, IstioMeshArgs
+from components.mesh.flows import Flow
+from components.mesh.istio import GatewayTls, IstioMesh, IstioMeshArgs
 from components.mesh.linkerd import CertificateValidity, LinkerdMesh, LinkerdMeshArgs
 from components.network import NO_PROXY, ProxyTraffic
 from settings import Settings
 
-__all__ = ["IstioMesh", "LinkerdMesh", "Mesh", "NoMesh", "mesh_for"]
+__all__ = ["Flow", "IstioMesh", "LinkerdMesh", "Mesh", "NoMesh", "application_flows", "mesh_for"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +64,12 @@ def mesh_for(
                 gateway_namespace=istio.gateway.namespace,
                 gateway_min_replicas=istio.gateway.min_replicas,
                 gateway_max_replicas=istio.gateway.max_replicas,
+                gateway_tls=GatewayTls(
+                    certificate_arn=istio.gateway.tls.certificate_arn,
+                    credential_name=istio.gateway.tls.credential_name,
+                ),
+                cni_namespace=istio.cni_namespace,
+                production=settings.production,
             ),
             provider,
             balancer.exposed_as(istio.gateway.exposure),
@@ -76,6 +84,7 @@ def mesh_for(
                 chart_version=linkerd.chart_version,
                 namespace=linkerd.namespace,
                 viz_namespace=linkerd.viz_namespace,
+                cni_namespace=linkerd.cni_namespace,
                 install_gateway_api=linkerd.install_gateway_api,
                 trust_anchor=CertificateValidity(
                     linkerd.trust_anchor.validity_hours, linkerd.trust_anchor.early_renewal_hours
@@ -94,3 +103,40 @@ def mesh_for(
             opts,
         )
     return NoMesh()
+
+
+def application_flows(settings: Settings) -> list[Flow]:
+    """Who may reach the stack's application ports; the mesh enforces exactly these.
+
+    The to-do web from the mesh's ingress, from its own namespace (the load test) and from
+    outside the mesh (its LoadBalancer Service); MongoDB from the to-do namespace (the web);
+    MinIO's S3 API from its peers (distributed mode), the ingress (recipe 4's route) and outside
+    the mesh (recipe 3's minio-service).
+    """
+    app = settings.todo
+    flows = [
+        Flow(
+            "todo-web",
+            app.namespace,
+            {"app": app.name},
+            app.port,
+            clients=[app.namespace],
+            from_ingress=True,
+            from_outside=True,
+        ),
+        Flow("mongodb", app.namespace, {"app": todo.MONGODB_APP}, todo.MONGODB_PORT, clients=[app.namespace]),
+    ]
+    if settings.minio.enabled:
+        space = settings.minio.namespace
+        flows.append(
+            Flow(
+                "minio-api",
+                space,
+                {"app": minio.APP},
+                minio.API_PORT,
+                clients=[space],
+                from_ingress=True,
+                from_outside=True,
+            )
+        )
+    return flows

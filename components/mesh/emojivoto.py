@@ -11,6 +11,8 @@ import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer
 from components.kube import PodSecurityLevel, app_labels, child_opts, namespace, restricted_security_context
+from components.mesh.flows import Flow
+from components.network import Peer, allow_ingress, deny_ingress
 
 IMAGE_REPOSITORY = "docker.l5d.io/buoyantio"
 GRPC_PORT = 8080
@@ -32,9 +34,9 @@ class EmojivotoArgs:
     namespace_annotations: Mapping[str, str] = field(default_factory=dict)
     #: Pods are created after these (the mesh's proxy injector), so they start meshed.
     depends_on: Sequence[pulumi.Resource] = ()
-    #: The namespace's Pod Security level: the mesh's app_pod_security (an injected linkerd-proxy
-    #: needs `privileged` without linkerd-cni).
-    pod_security: PodSecurityLevel = "privileged"
+    #: The namespace's Pod Security level: every emojivoto pod meets restricted (non-root, no
+    #: capabilities, seccomp RuntimeDefault at the pod level); a mesh may ask for a laxer one.
+    pod_security: PodSecurityLevel = "restricted"
 
 
 class Emojivoto(pulumi.ComponentResource):
@@ -43,9 +45,14 @@ class Emojivoto(pulumi.ComponentResource):
     Same shape as Linkerd's emojivoto.yml (Deployments emoji, voting, web, vote-bot; Services
     emoji-svc, voting-svc, web-svc), with CPU requests and probes added so the policy pack
     admits it; web-svc is a LoadBalancer from the stack's balancer and `url` is its address.
+    No pod calls the Kubernetes API, so none mounts a service-account token. `flows` says who
+    calls what (the mesh enforces it): web from outside the mesh and from vote-bot, emoji and
+    voting from web.
     """
 
     url: pulumi.Output[Optional[str]]
+    flows: list[Flow]
+    namespace: k8s.core.v1.Namespace
 
     def __init__(
         self,
@@ -69,6 +76,7 @@ class Emojivoto(pulumi.ComponentResource):
             labels=args.namespace_labels,
             annotations=args.namespace_annotations,
         )
+        self.namespace = ns
         after = [ns, *args.depends_on]
         ns_name = args.namespace
         image = f"{IMAGE_REPOSITORY}/emojivoto-{{}}:{args.version}"
@@ -163,6 +171,39 @@ class Emojivoto(pulumi.ComponentResource):
         )
         self.web_service = exposed.service
         self.url = exposed.url
+        # Every client is in this namespace (vote-bot -> web -> emoji, voting); web is also the
+        # balancer's target, whose clients are outside the mesh.
+        # The same flows for the network: web from any source (the balancer), emoji and voting
+        # only from web's pods; nothing else reaches emojivoto's pods (the mesh adds its own).
+        deny_ingress(f"{name}-deny-ingress", ns_name, self, provider, depends_on=[ns])
+        allow_ingress(
+            f"{name}-web-ingress",
+            ns_name,
+            policy_name="web-svc",
+            pods={"app": "web-svc"},
+            sources=[Peer.anywhere()],
+            ports=[WEB_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[ns],
+        )
+        for service in ("emoji-svc", "voting-svc"):
+            allow_ingress(
+                f"{name}-{service}-ingress",
+                ns_name,
+                policy_name=service,
+                pods={"app": service},
+                sources=[Peer.pods({"app": "web-svc"})],
+                ports=[GRPC_PORT],
+                parent=self,
+                provider=provider,
+                depends_on=[ns],
+            )
+        self.flows = [
+            Flow("web-svc", ns_name, {"app": "web-svc"}, WEB_PORT, clients=[ns_name], from_outside=True),
+            Flow("emoji-svc", ns_name, {"app": "emoji-svc"}, GRPC_PORT, clients=[ns_name], protocol="gRPC"),
+            Flow("voting-svc", ns_name, {"app": "voting-svc"}, GRPC_PORT, clients=[ns_name], protocol="gRPC"),
+        ]
         self.register_outputs({"url": self.url})
 
     def _deployment(
@@ -177,6 +218,8 @@ class Emojivoto(pulumi.ComponentResource):
         account = k8s.core.v1.ServiceAccount(
             f"{self._name}-{app}-account",
             metadata={"name": app, "namespace": ns_name},
+            # A mesh identity only: the proxies use their own projected tokens.
+            automount_service_account_token=False,
             opts=child_opts(self, self._provider, depends_on=depends_on),
         )
         return k8s.apps.v1.Deployment(
@@ -190,6 +233,9 @@ class Emojivoto(pulumi.ComponentResource):
                     # The Go services need no privileges and listen above 1024: run them restricted.
                     "spec": {
                         "serviceAccountName": app,
+                        "automountServiceAccountToken": False,
+                        # Pod-level too, so containers the mesh injects run under it.
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [{**container, "securityContext": restricted_security_context()}],
                     },
                 },

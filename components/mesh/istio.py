@@ -10,8 +10,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
+from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, given, http_probe
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
-from components.network import Peer, ProxyTraffic
+from components.mesh.certificates import self_signed_tls_secret
+from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -24,12 +26,51 @@ GATEWAY_NAME = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"app": GATEWAY_NAME, "istio": "ingressgateway"}
 HTTP_PORT = 80
 HTTPS_PORT = 443
-#: A sidecar's HBONE tunnel port (inbound mTLS tunnel), and istiod's xDS/CA port it connects to.
+#: A sidecar's HBONE tunnel port (inbound mTLS tunnel).
 SIDECAR_TUNNEL_PORT = 15008
-ISTIOD_XDS_PORT = 15012
+#: Where the gateway listens for HTTPS the NLB has already decrypted (certificateArn): a port
+#: of its own, so port 80 can redirect every request to HTTPS without looping.
+TLS_TERMINATED_PORT = 8443
+#: The kubernetes.io/tls Secret the gateway serves HTTPS with when the program generates it.
+GENERATED_CREDENTIAL = "istio-ingressgateway-tls"
+#: istiod's pods, and the ports others open to them: 15012 (xDS and certificates over TLS, for
+#: every proxy in the cluster) and 15017 (the injection and validation webhooks, for the API
+#: server; its Service's 443 targets it). 15010 (plaintext xDS) and 15014 (metrics) stay closed:
+#: no proxy here uses plaintext xDS and nothing scrapes istiod.
+ISTIOD_SELECTOR = {"app": "istiod"}
+XDS_TLS_PORT = 15012
+WEBHOOK_PORT = 15017
+#: The gateway's health port (the NLB's target health checks).
+GATEWAY_STATUS_PORT = 15021
+ACM_CERT_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-cert"
+ACM_PORTS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 
 #: Sidecar injection is switched on per namespace by this LABEL (Linkerd uses an annotation).
+#: With the Istio CNI plugin the injected pods need no NET_ADMIN init container: the proxy and
+#: its istio-validation init container run as UID 1337 with every capability dropped, so the
+#: mesh asks no Pod Security level of the namespace (its owner picks one; restricted fits).
 INJECTION_LABELS = {"istio-injection": "enabled"}
+SECCOMP_DEFAULT = {"type": "RuntimeDefault"}
+#: Resources of the pods the charts run (requests for the scheduler and the HPA; memory capped).
+ISTIOD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
+PROXY_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
+GATEWAY_RESOURCES = {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1024Mi"}}
+CNI_RESOURCES = {"requests": {"cpu": "100m", "memory": "100Mi"}, "limits": {"memory": "256Mi"}}
+
+
+@dataclass(frozen=True)
+class GatewayTls:
+    """Where the gateway's HTTPS certificate comes from; see settings.traffic.GatewayTlsSettings.
+
+    `certificate_arn`: the AWS NLB terminates TLS with this ACM certificate. `credential_name`:
+    the gateway terminates TLS with this kubernetes.io/tls Secret of the gateway namespace. Neither:
+    the program generates a self-signed certificate into a Secret of that namespace.
+    """
+
+    certificate_arn: Optional[str] = None
+    credential_name: Optional[str] = None
+    #: Validity of a generated certificate; renewed on the `up` within the last 30 days.
+    validity_hours: int = 8_760
 
 
 @dataclass(frozen=True)
@@ -42,16 +83,25 @@ class IstioMeshArgs:
     gateway_namespace: str = "istio-ingress"
     gateway_min_replicas: int = 1
     gateway_max_replicas: int = 5
+    gateway_tls: GatewayTls = GatewayTls()
+    #: The Istio CNI node agent's own namespace (the only privileged one).
+    cni_namespace: str = "istio-cni"
+    #: A production stack warns when its gateway serves a self-signed certificate.
+    production: bool = False
 
 
 class IstioMesh(pulumi.ComponentResource):
-    """Istio base (CRDs and validation), istiod (control plane), then the ingress gateway.
+    """Istio base (CRDs and validation), istiod (control plane), the CNI node agent, then the gateway.
+
+    The Istio CNI plugin sets up each pod's traffic redirection, so injected pods carry no
+    NET_ADMIN init container.
 
     The gateway's LoadBalancer Service is made by the stack's `Balancer` (so it carries the
-    NLB/MetalLB settings like every other exposed Service) and `ingress_host` is its address.
-    Everything is a Pulumi resource, the CRDs included, so `pulumi destroy` uninstalls Istio
-    completely. Application namespaces opt in to sidecars
-    with `namespace_labels()`; `route_http()` publishes a Service through the gateway.
+    NLB/MetalLB settings like every other exposed Service) and `ingress_host` is its address. It
+    serves HTTPS on 443 (TLS at the NLB with an ACM certificate, or at the gateway with a TLS
+    Secret) and redirects port 80 there. Everything is a Pulumi resource, the CRDs included, so
+    `pulumi destroy` uninstalls Istio completely. Application namespaces opt in to sidecars with
+    `namespace_labels()`; `route_http()` publishes a Service through the gateway.
     """
 
     ingress_host: pulumi.Output[Optional[str]]
@@ -59,9 +109,9 @@ class IstioMesh(pulumi.ComponentResource):
     ingress_https_port: pulumi.Output[int]
     #: Application pods must be created after these, or they start without a sidecar.
     ready: list[pulumi.Resource]
-    #: The Pod Security level a meshed application namespace needs: istio-init adds iptables
-    #: rules with NET_ADMIN/NET_RAW, which only `privileged` admits (without the Istio CNI plugin).
-    app_pod_security: PodSecurityLevel = "privileged"
+    #: The Pod Security level a meshed application namespace needs: with the CNI plugin, the
+    #: injected istio-validation and istio-proxy containers meet restricted (see INJECTION_LABELS).
+    app_pod_security: PodSecurityLevel = "restricted"
 
     def __init__(
         self,
@@ -71,20 +121,24 @@ class IstioMesh(pulumi.ComponentResource):
         balancer: Balancer,
         opts: Optional[pulumi.ResourceOptions] = None,
     ):
-        self.validate(args)
+        self.validate(args, balancer)
         super().__init__("scaleplane:mesh:IstioMesh", name, None, opts)
         self._name = name
         self._provider = provider
         self._namespace = args.namespace
+        self._args = args
         repository = {"repo": CHART_REPOSITORY}
 
-        # istiod and the gateway run as non-root without added capabilities or host access (the
-        # gateway binds low ports through the safe sysctl net.ipv4.ip_unprivileged_port_start):
-        # baseline admits both; restricted would need the charts' seccompProfile values set.
-        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="baseline")
+        # istiod and the gateway run non-root with every capability dropped and seccomp
+        # RuntimeDefault (the values below), the gateway binding low ports through the safe sysctl
+        # net.ipv4.ip_unprivileged_port_start: restricted admits both. The CNI agent mounts the
+        # node's CNI directories (hostPath) and adds NET_ADMIN, SYS_ADMIN, SYS_PTRACE to rewrite
+        # pods' iptables: only privileged admits it, so it gets a namespace of its own.
+        system_ns = namespace(f"{name}-namespace", args.namespace, self, provider, pod_security="restricted")
         gateway_ns = namespace(
-            f"{name}-gateway-namespace", args.gateway_namespace, self, provider, pod_security="baseline"
+            f"{name}-gateway-namespace", args.gateway_namespace, self, provider, pod_security="restricted"
         )
+        cni_ns = namespace(f"{name}-cni-namespace", args.cni_namespace, self, provider, pod_security="privileged")
 
         # The CRDs as plain Pulumi resources from the release's own CRD file (the one the base
         # chart templates): the chart marks them helm.sh/resource-policy: keep, so `helm
@@ -101,10 +155,16 @@ class IstioMesh(pulumi.ComponentResource):
         # not own. excludedCRDs is the chart's one switch that leaves a CRD out: list every CRD
         # the file above created, so the chart and this program never both claim one.
         crd_names = self.crds.resources.apply(resource_names)
-        # All three charts as helm.v3.Release: Istio documents and supports Helm releases as its
-        # install and upgrade path (revision-based canary upgrades, `helm rollback` of the control
-        # plane), and istiod patches the caBundle of the webhooks the charts ship at runtime, which
-        # inside a release is not drift for Pulumi to fight.
+        # base and istiod stay helm.v3.Release: both ship webhook configurations that istiod
+        # rewrites at runtime (it patches in its CA bundle, and flips the validating webhook's
+        # failurePolicy from Ignore to Fail once it serves). As helm.v4.Chart children Pulumi
+        # would own those fields and put the chart's values back on every update, switching
+        # validation off and breaking injection until istiod patches them again. Istio also
+        # documents Helm releases as its install and upgrade path (revision-based canaries,
+        # `helm rollback` of the control plane). Their pods are checked by hand instead: istiod
+        # requests CPU and memory (ISTIOD_RESOURCES) and has a readiness probe but no liveness
+        # probe upstream (istiod's own choice: a stuck xDS server is restarted by its readiness
+        # failing and the Deployment's rollout, not by a liveness kill).
         self.base = k8s.helm.v3.Release(
             f"{name}-base",
             name="istio-base",
@@ -117,6 +177,22 @@ class IstioMesh(pulumi.ComponentResource):
             max_history=10,
             opts=child_opts(self, provider, depends_on=[self.crds]),
         )
+        # The CNI node agent before istiod's injector: a pod injected for CNI (no istio-init)
+        # that lands on a node without the plugin would start with no traffic redirection; its
+        # istio-validation init container then fails it until the agent is there. helm.v4.Chart:
+        # a DaemonSet, its RBAC and ConfigMap, rendered deterministically, so the policy pack
+        # sees the DaemonSet (its install-cni container has a readiness probe and no liveness
+        # probe upstream; the policy config exempts it by name).
+        self.cni = k8s.helm.v4.Chart(
+            f"{name}-cni",
+            name="istio-cni",
+            chart="cni",
+            version=args.version,
+            repository_opts=repository,
+            namespace=cni_ns.metadata["name"],
+            values=self.cni_values(args),
+            opts=child_opts(self, provider, depends_on=[self.base]),
+        )
         # istiod after base: its validating webhook and CRD watches need base's objects.
         self.istiod = k8s.helm.v3.Release(
             f"{name}-istiod",
@@ -127,10 +203,13 @@ class IstioMesh(pulumi.ComponentResource):
             namespace=system_ns.metadata["name"],
             values=self.istiod_values(args),
             max_history=10,
-            opts=child_opts(self, provider, depends_on=[self.base]),
+            opts=child_opts(self, provider, depends_on=[self.base, self.cni]),
         )
         # The gateway after istiod: its pods get their proxy image from istiod's injector ("auto").
-        self.gateway = k8s.helm.v3.Release(
+        # helm.v4.Chart: Deployment, ServiceAccount, Role, HPA, PDB, all deterministic (the chart's
+        # Service is off), so the policy pack checks them. Its container's probes and image come
+        # from injection at admission (the policy config exempts it by name for that reason).
+        self.gateway = k8s.helm.v4.Chart(
             f"{name}-gateway",
             name=GATEWAY_NAME,
             chart="gateway",
@@ -138,17 +217,18 @@ class IstioMesh(pulumi.ComponentResource):
             repository_opts=repository,
             namespace=gateway_ns.metadata["name"],
             values=self.gateway_values(args),
-            max_history=10,
             opts=child_opts(self, provider, depends_on=[self.istiod]),
         )
+        tls_terminated_at_nlb = args.gateway_tls.certificate_arn is not None
         exposed = balancer.expose(
             GATEWAY_NAME,
             namespace=gateway_ns.metadata["name"],
             selector=GATEWAY_SELECTOR,
             port=HTTP_PORT,
             port_name="http2",
-            extra_ports=[Port("https", HTTPS_PORT, HTTPS_PORT)],
+            extra_ports=[Port("https", HTTPS_PORT, TLS_TERMINATED_PORT if tls_terminated_at_nlb else HTTPS_PORT)],
             labels=GATEWAY_SELECTOR,
+            annotations=self.gateway_service_annotations(args),
             resource_name=f"{name}-gateway-service",
             parent=self,
             provider=provider,
@@ -156,9 +236,12 @@ class IstioMesh(pulumi.ComponentResource):
         )
         self.gateway_service = exposed.service
         self.ingress_host = exposed.host
+        self._credential_name = self._gateway_credential(name, args, exposed.host, gateway_ns)
+        listener_ports = [HTTP_PORT, TLS_TERMINATED_PORT if tls_terminated_at_nlb else HTTPS_PORT]
+        self._network_policies(name, args, listener_ports, system_ns, gateway_ns, cni_ns)
         self.ingress_http_port = pulumi.Output.from_input(HTTP_PORT)
         self.ingress_https_port = pulumi.Output.from_input(HTTPS_PORT)
-        self.ready = [self.istiod]
+        self.ready = [self.istiod, self.cni]
         self.register_outputs(
             {
                 "ingress_host": self.ingress_host,
@@ -168,7 +251,7 @@ class IstioMesh(pulumi.ComponentResource):
         )
 
     @staticmethod
-    def validate(args: IstioMeshArgs) -> None:
+    def validate(args: IstioMeshArgs, balancer: Optional[Balancer] = None) -> None:
         if not 1 <= args.pilot_replicas <= 10:
             raise ValueError(f"IstioMeshArgs.pilot_replicas must be within 1..10, not {args.pilot_replicas}")
         if not 1 <= args.gateway_min_replicas <= args.gateway_max_replicas:
@@ -178,6 +261,95 @@ class IstioMesh(pulumi.ComponentResource):
             )
         if args.namespace == args.gateway_namespace:
             raise ValueError("IstioMeshArgs.gateway_namespace must differ from namespace (the gateway runs apart)")
+        if args.cni_namespace in (args.namespace, args.gateway_namespace):
+            raise ValueError("IstioMeshArgs.cni_namespace must be a namespace of its own (it is privileged)")
+        tls_args = args.gateway_tls
+        if tls_args.certificate_arn is not None and tls_args.credential_name is not None:
+            raise ValueError("IstioMeshArgs.gateway_tls: set certificate_arn or credential_name, not both")
+        if tls_args.certificate_arn is not None and balancer is not None and balancer.kind != "aws-nlb":
+            raise ValueError(
+                f"IstioMeshArgs.gateway_tls.certificate_arn needs the aws-nlb balancer (this one is {balancer.kind})"
+            )
+
+    def _network_policies(
+        self,
+        name: str,
+        args: IstioMeshArgs,
+        listener_ports: Sequence[int],
+        system_ns: k8s.core.v1.Namespace,
+        gateway_ns: k8s.core.v1.Namespace,
+        cni_ns: k8s.core.v1.Namespace,
+    ) -> None:
+        """Default-deny ingress in Istio's namespaces, then exactly the control plane's flows.
+
+        The proxies calling istiod sit in every meshed namespace and the API server calling its
+        webhook is outside the pod network, so those ports are open to any source (istiod
+        authenticates both). The gateway is the stack's entry point. The CNI agent serves nothing.
+        """
+        provider = self._provider
+        for role, ns in (("system", system_ns), ("gateway", gateway_ns), ("cni", cni_ns)):
+            deny_ingress(f"{name}-{role}-deny-ingress", ns.metadata["name"], self, provider, depends_on=[ns])
+        allow_ingress(
+            f"{name}-istiod-ingress",
+            system_ns.metadata["name"],
+            policy_name="istiod",
+            pods=ISTIOD_SELECTOR,
+            sources=[Peer.anywhere(), API_SERVER],
+            ports=[XDS_TLS_PORT, WEBHOOK_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[system_ns],
+        )
+        allow_ingress(
+            f"{name}-gateway-ingress",
+            gateway_ns.metadata["name"],
+            policy_name=GATEWAY_NAME,
+            pods=GATEWAY_SELECTOR,
+            sources=[Peer.anywhere()],
+            ports=[*listener_ports, GATEWAY_STATUS_PORT],
+            parent=self,
+            provider=provider,
+            depends_on=[gateway_ns],
+        )
+
+    def _gateway_credential(
+        self,
+        name: str,
+        args: IstioMeshArgs,
+        host: pulumi.Output[Optional[str]],
+        gateway_ns: k8s.core.v1.Namespace,
+    ) -> Optional[str]:
+        """The TLS Secret the gateway serves HTTPS with (None when the NLB terminates TLS).
+
+        Neither an ACM certificate nor a Secret of the user's: generate a self-signed one for the
+        balancer's address, so HTTPS works from the first `up` (clients must accept the
+        certificate); a production stack warns, as browsers will not trust it.
+        """
+        tls_args = args.gateway_tls
+        if tls_args.certificate_arn is not None:
+            return None
+        if tls_args.credential_name is not None:
+            return tls_args.credential_name
+        if args.production:
+            pulumi.log.warn(
+                "the Istio ingress gateway serves a self-signed certificate: set scaleplane:istio.gateway.tls."
+                "certificateArn (ACM, TLS at the NLB) or credentialName (your TLS Secret in "
+                f"{args.gateway_namespace}) for one clients trust",
+                resource=self,
+            )
+        self_signed_tls_secret(
+            f"{name}-gateway-tls",
+            secret_name=GENERATED_CREDENTIAL,
+            namespace=args.gateway_namespace,
+            common_name=GATEWAY_NAME,
+            host=host,
+            validity_hours=tls_args.validity_hours,
+            early_renewal_hours=720,
+            parent=self,
+            provider=self._provider,
+            depends_on=[gateway_ns],
+        )
+        return GENERATED_CREDENTIAL
 
     # Values are set at the top level: the charts keep their defaults under
     # `_internal_defaults_do_not_set`, which users must never set themselves.
@@ -200,10 +372,27 @@ class IstioMesh(pulumi.ComponentResource):
                 # The chart's PDB keeps one istiod available: with a single replica it allows no
                 # eviction at all, and node drains (EKS node group upgrades) stall on it.
                 "defaultPodDisruptionBudget": {"enabled": args.pilot_replicas > 1},
+                # The injected istio-proxy and istio-validation containers: seccomp RuntimeDefault
+                # (with CNI they already run as 1337 with every capability dropped), which makes
+                # injected pods meet the restricted Pod Security level; and requests for each.
+                "proxy": {"seccompProfile": dict(SECCOMP_DEFAULT), "resources": PROXY_RESOURCES},
             },
             # istiod's own settings are top-level keys of this chart (no `pilot.` prefix).
             "autoscaleEnabled": False,
             "replicaCount": args.pilot_replicas,
+            "resources": ISTIOD_RESOURCES,
+            "seccompProfile": dict(SECCOMP_DEFAULT),
+            # The CNI plugin redirects pod traffic: the injector adds istio-validation (no
+            # privileges) instead of istio-init (NET_ADMIN, NET_RAW, root).
+            "cni": {"enabled": True},
+        }
+
+    @staticmethod
+    def cni_values(args: IstioMeshArgs) -> dict[str, Any]:
+        return {
+            "global": {"hub": IMAGE_HUB, "tag": args.version},
+            "resources": CNI_RESOURCES,
+            "seccompProfile": dict(SECCOMP_DEFAULT),
         }
 
     @staticmethod
@@ -217,8 +406,21 @@ class IstioMesh(pulumi.ComponentResource):
                 "minReplicas": args.gateway_min_replicas,
                 "maxReplicas": args.gateway_max_replicas,
             },
-            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1024Mi"}},
+            "resources": GATEWAY_RESOURCES,
+            # The chart's default pod securityContext (the unprivileged-port sysctl, so the proxy
+            # binds 80 and 443 as UID 1337) plus seccomp RuntimeDefault: restricted.
+            "securityContext": {
+                "sysctls": [{"name": "net.ipv4.ip_unprivileged_port_start", "value": "0"}],
+                "seccompProfile": dict(SECCOMP_DEFAULT),
+            },
         }
+
+    @staticmethod
+    def gateway_service_annotations(args: IstioMeshArgs) -> dict[str, str]:
+        """With an ACM certificate, the NLB terminates TLS on the `https` port (443) with it."""
+        if args.gateway_tls.certificate_arn is None:
+            return {}
+        return {ACM_CERT_ANNOTATION: args.gateway_tls.certificate_arn, ACM_PORTS_ANNOTATION: "https"}
 
     @staticmethod
     def namespace_labels() -> dict[str, str]:
@@ -240,7 +442,7 @@ class IstioMesh(pulumi.ComponentResource):
         """
         return ProxyTraffic(
             ingress=((Peer.anywhere(), (SIDECAR_TUNNEL_PORT,)),),
-            egress=((Peer.namespace_of(self._namespace), (ISTIOD_XDS_PORT,)),),
+            egress=((Peer.namespace_of(self._namespace), (XDS_TLS_PORT,)),),
         )
 
     def route_http(
@@ -251,7 +453,7 @@ class IstioMesh(pulumi.ComponentResource):
         port: int,
         depends_on: Sequence[pulumi.Resource] = (),
     ) -> tuple[k8s.apiextensions.CustomResource, k8s.apiextensions.CustomResource]:
-        """Publish `service:port` on the ingress gateway's port 80 for every host, path prefix "/".
+        """Publish `service:port` on the ingress gateway for every host, path prefix "/", over HTTPS.
 
         Creates the Gateway `<service>-gateway` and the VirtualService `<service>` in `namespace`
         (the playbook's minio-gateway and minio). `depends_on`: what creates the namespace.
@@ -263,7 +465,7 @@ class IstioMesh(pulumi.ComponentResource):
             api_version="networking.istio.io/v1",
             kind="Gateway",
             metadata={"name": gateway_name, "namespace": namespace, "labels": dict(MANAGED_BY)},
-            spec=self.gateway_spec(),
+            spec=self.gateway_spec(self._args, self._credential_name),
             opts=child_opts(self, self._provider, depends_on=after),
         )
         virtual_service = k8s.apiextensions.CustomResource(
@@ -277,11 +479,22 @@ class IstioMesh(pulumi.ComponentResource):
         return gateway, virtual_service
 
     @staticmethod
-    def gateway_spec() -> dict[str, Any]:
-        return {
-            "selector": {"istio": "ingressgateway"},
-            "servers": [{"port": {"number": HTTP_PORT, "name": "http", "protocol": "HTTP"}, "hosts": ["*"]}],
+    def gateway_spec(args: IstioMeshArgs, credential_name: Optional[str]) -> dict[str, Any]:
+        """Port 80 redirects to HTTPS; HTTPS ends at the gateway (credential) or at the NLB (8443)."""
+        redirect = {
+            "port": {"number": HTTP_PORT, "name": "http", "protocol": "HTTP"},
+            "hosts": ["*"],
+            "tls": {"httpsRedirect": True},
         }
+        if credential_name is None:
+            # The NLB decrypts 443 and forwards plain HTTP here (never redirected: no loop).
+            https = {"port": {"number": TLS_TERMINATED_PORT, "name": "http-tls-terminated", "protocol": "HTTP"}}
+        else:
+            https = {
+                "port": {"number": HTTPS_PORT, "name": "https", "protocol": "HTTPS"},
+                "tls": {"mode": "SIMPLE", "credentialName": credential_name},
+            }
+        return {"selector": {"istio": "ingressgateway"}, "servers": [redirect, {**https, "hosts": ["*"]}]}
 
     @staticmethod
     def virtual_service_spec(service: str, namespace: str, port: int) -> dict[str, Any]:
@@ -311,3 +524,49 @@ def resource_names(resources: Optional[Sequence[Any]]) -> pulumi.Output[list[str
         return resource.metadata.apply(lambda meta: meta.name)
 
     return pulumi.Output.all(*[name(resource) for resource in resources or []])
+
+
+# --- what the charts run (for the offline plan's policy run; istio/istio at 1.30.3) -----------
+
+
+@declares("base")
+def base_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """base renders CRDs, a ServiceAccount and the default validating webhook: no workload."""
+    return []
+
+
+@declares("istiod")
+def istiod_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """istiod's Deployment: `discovery`, with the readiness probe of templates/deployment.yaml and no
+    liveness probe (upstream's choice; the policy config exempts istiod by name)."""
+    revision = given(release.values, "revision") or ""
+    name = f"istiod-{revision}" if revision else "istiod"
+    discovery = ChartContainer(
+        "discovery",
+        resources=given(release.values, "resources"),
+        readiness_probe=http_probe("/ready", 8080, initialDelaySeconds=1, periodSeconds=3, timeoutSeconds=5),
+    )
+    return [ChartWorkload("Deployment", name, [discovery])]
+
+
+@declares("cni")
+def cni_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """istio-cni's node agent (templates/daemonset.yaml): install-cni, readiness on /readyz, no liveness
+    probe upstream (the policy config exempts it by name)."""
+    install = ChartContainer(
+        "install-cni", resources=given(release.values, "resources"), readiness_probe=http_probe("/readyz", 8000)
+    )
+    return [ChartWorkload("DaemonSet", "istio-cni-node", [install])]
+
+
+@declares("gateway")
+def gateway_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """The gateway's Deployment: istio-proxy, its image and probes injected at admission (readinessProbe
+    stays unset in the values), so the policy config exempts it by name."""
+    name = given(release.values, "name") or release.name
+    proxy = ChartContainer(
+        "istio-proxy",
+        resources=given(release.values, "resources"),
+        readiness_probe=given(release.values, "readinessProbe") or None,
+    )
+    return [ChartWorkload("Deployment", name, [proxy])]
