@@ -22,6 +22,7 @@ retain_on_delete, the StorageClass retains volumes and the VolumeSnapshotClass r
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -29,9 +30,10 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from components import network
 from components.kube import MANAGED_BY, child_opts, resources, restricted_security_context
 from components.kube import namespace as kube_namespace
-from settings.database import Colour, DatabaseSettings
+from settings.database import MYSQLD_OPTIONS, SERVER_IDS, Colour, DatabaseSettings
 
 PORT = 3306
 #: The uid/gid the percona/percona-server images run mysqld as (user `mysql`).
@@ -47,6 +49,43 @@ LOADGEN_ROWS_PER_ROUND = 1000
 
 ROOT_PASSWORD_KEY = "root-password"
 APP_PASSWORD_KEY = "app-password"
+#: mysql client option files ([client] user and password) in the credentials Secret, mounted in
+#: each colour at CLIENT_DIR: the password is never on a command line or in MYSQL_PWD.
+ROOT_CLIENT_KEY = "client-root.cnf"
+APP_CLIENT_KEY = "client-app.cnf"
+CLIENT_DIR = "/etc/scaleplane/client"
+#: The Percona image reads /etc/my.cnf, which includes /etc/my.cnf.d: the program's options go there.
+OPTION_FILE = "/etc/my.cnf.d/scaleplane.cnf"
+#: On the volume, beside the datadir: the claim whose server_uuid the datadir's auto.cnf is.
+UUID_MARKER = f"{DATA_MOUNT}/.scaleplane-server-uuid-of"
+
+
+def mysqld_option_file(colour: str) -> str:
+    """The [mysqld] option file of one colour: the shared options and its own server_id."""
+    lines = ["[mysqld]", f"server_id = {SERVER_IDS[colour]}"]
+    lines += [f"{name} = {value}" for name, value in MYSQLD_OPTIONS.items()]
+    return "\n".join(lines) + "\n"
+
+
+def fresh_uuid_script() -> str:
+    """The init container of a restored colour: remove the source's auto.cnf, once per claim.
+
+    A volume restored from a snapshot carries the source server's auto.cnf, so mysqld would start
+    with the source's server_uuid and write its GTIDs under the source's name. Removing it makes
+    mysqld generate a server_uuid of its own. The marker (on the volume, beside the datadir)
+    records for which claim that was done, so a restart keeps the uuid, and a claim restored from
+    a snapshot of this one gets a new one again.
+    """
+    return "\n".join(
+        [
+            "set -eu",
+            f'if [ "$(cat {UUID_MARKER} 2>/dev/null || true)" != "$CLAIM" ]; then',
+            f"  rm -f {DATADIR}/auto.cnf",
+            f'  printf "%s\\n" "$CLAIM" > {UUID_MARKER}',
+            '  echo "removed the restored auto.cnf: mysqld generates a server_uuid for $CLAIM"',
+            "fi",
+        ]
+    )
 
 
 @dataclass(frozen=True)
@@ -115,6 +154,12 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             string_data={
                 ROOT_PASSWORD_KEY: pulumi.Output.secret(root_password.result),
                 APP_PASSWORD_KEY: pulumi.Output.secret(app_password.result),
+                ROOT_CLIENT_KEY: pulumi.Output.secret(
+                    pulumi.Output.concat("[client]\nuser=root\npassword=", root_password.result, "\n")
+                ),
+                APP_CLIENT_KEY: pulumi.Output.secret(
+                    pulumi.Output.concat("[client]\nuser=", db.app_user, "\npassword=", app_password.result, "\n")
+                ),
             },
             opts=child_opts(self, provider, retain_on_delete=True),
         )
@@ -145,6 +190,8 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         self.host = pulumi.Output.concat(
             self.service.metadata.apply(lambda m: m["name"]), ".", namespace, ".svc.cluster.local"
         )
+
+        self.network_policies = self._network_policies(name, namespace)
 
         self.load_generator: Optional[k8s.batch.v1.Job] = None
         if db.load_generator.enabled:
@@ -235,7 +282,17 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             },
             opts=child_opts(self, self._provider),
         )
-        self.statefulsets[colour] = self._statefulset(name, colour, self._namespace_name, claim, peers)
+        options = k8s.core.v1.ConfigMap(
+            f"{name}-{colour}-mysqld",
+            metadata={
+                "name": f"{db.name}-{colour}-mysqld",
+                "namespace": self._namespace_name,
+                "labels": self._labels(colour),
+            },
+            data={"scaleplane.cnf": mysqld_option_file(colour)},
+            opts=child_opts(self, self._provider),
+        )
+        self.statefulsets[colour] = self._statefulset(name, colour, self._namespace_name, claim, peers, options)
         return self.statefulsets[colour]
 
     def _statefulset(
@@ -245,6 +302,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         namespace: pulumi.Output[str],
         claim: k8s.core.v1.PersistentVolumeClaim,
         peers: k8s.core.v1.Service,
+        options: k8s.core.v1.ConfigMap,
     ) -> k8s.apps.v1.StatefulSet:
         db = self._db
         secret = self.credentials_secret_name
@@ -253,11 +311,18 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             return {"secretKeyRef": {"name": secret, "key": key}}
 
         alive = ["mysqladmin", "ping", "--host=127.0.0.1", f"--port={PORT}", "--silent"]
-        # A real query as the application user: ready means it can log in and read.
-        query = (
-            'MYSQL_PWD="$MYSQL_PASSWORD" exec mysql --host=127.0.0.1 --port=3306 --user="$MYSQL_USER" '
-            '--batch --skip-column-names --execute="SELECT 1" "$MYSQL_DATABASE"'
-        )
+        # A real query as the application user: ready means it can log in and read. The password
+        # comes from the mounted option file (--defaults-extra-file must be the first option).
+        query = [
+            "mysql",
+            f"--defaults-extra-file={CLIENT_DIR}/{APP_CLIENT_KEY}",
+            "--host=127.0.0.1",
+            f"--port={PORT}",
+            "--batch",
+            "--skip-column-names",
+            "--execute=SELECT 1",
+            db.app_database,
+        ]
         container = {
             "name": "mysql",
             "image": db.colours[colour].image,
@@ -285,15 +350,37 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                 "failureThreshold": 3,
             },
             "readinessProbe": {
-                "exec": {"command": ["sh", "-c", query]},
+                "exec": {"command": query},
                 "periodSeconds": 10,
                 "timeoutSeconds": 5,
                 "failureThreshold": 3,
             },
             "securityContext": restricted_security_context(MYSQL_UID, read_only_root=False),
-            "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+            "volumeMounts": [
+                {"name": "data", "mountPath": DATA_MOUNT},
+                {"name": "mysqld-options", "mountPath": OPTION_FILE, "subPath": "scaleplane.cnf", "readOnly": True},
+                {"name": "client", "mountPath": CLIENT_DIR, "readOnly": True},
+            ],
         }
+        claim_name = claim.metadata.apply(lambda m: m["name"])
+        init_containers = []
+        if db.colours[colour].restore_from:
+            init_containers.append(
+                {
+                    "name": "fresh-server-uuid",
+                    "image": db.colours[colour].image,
+                    "command": ["sh", "-c", fresh_uuid_script()],
+                    "env": [{"name": "CLAIM", "value": claim_name}],
+                    "resources": resources(db.resources),
+                    "securityContext": restricted_security_context(MYSQL_UID),
+                    "volumeMounts": [{"name": "data", "mountPath": DATA_MOUNT}],
+                }
+            )
         labels = self._labels(colour)
+        # The option file is read at startup only: a change of it rolls the pod.
+        annotations = {
+            "scaleplane.dev/mysqld-options-sha256": hashlib.sha256(mysqld_option_file(colour).encode()).hexdigest()
+        }
         return k8s.apps.v1.StatefulSet(
             f"{name}-{colour}",
             metadata={"name": f"{db.name}-{colour}", "namespace": namespace, "labels": labels},
@@ -303,9 +390,10 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                 "selector": {"matchLabels": colour_selector(db.name, colour)},
                 "updateStrategy": {"type": "RollingUpdate"},
                 "template": {
-                    "metadata": {"labels": labels},
+                    "metadata": {"labels": labels, "annotations": annotations},
                     "spec": {
                         "automountServiceAccountToken": False,
+                        "enableServiceLinks": False,
                         # InnoDB needs time to flush and shut down cleanly.
                         "terminationGracePeriodSeconds": 120,
                         "securityContext": {
@@ -316,12 +404,25 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                             "fsGroupChangePolicy": "OnRootMismatch",
                             "seccompProfile": {"type": "RuntimeDefault"},
                         },
+                        "initContainers": init_containers,
                         "containers": [container],
                         "volumes": [
+                            {"name": "data", "persistentVolumeClaim": {"claimName": claim_name}},
                             {
-                                "name": "data",
-                                "persistentVolumeClaim": {"claimName": claim.metadata.apply(lambda m: m["name"])},
-                            }
+                                "name": "mysqld-options",
+                                "configMap": {"name": options.metadata.apply(lambda m: m["name"])},
+                            },
+                            {
+                                "name": "client",
+                                "secret": {
+                                    "secretName": secret,
+                                    "defaultMode": 0o440,
+                                    "items": [
+                                        {"key": ROOT_CLIENT_KEY, "path": ROOT_CLIENT_KEY},
+                                        {"key": APP_CLIENT_KEY, "path": APP_CLIENT_KEY},
+                                    ],
+                                },
+                            },
                         ],
                     },
                 },
@@ -330,12 +431,55 @@ class BlueGreenDatabase(pulumi.ComponentResource):
             opts=child_opts(self, self._provider, custom_timeouts=pulumi.CustomTimeouts(create="30m", update="20m")),
         )
 
+    def _network_policies(self, name: str, namespace: pulumi.Output[str]) -> list[k8s.networking.v1.NetworkPolicy]:
+        """Ingress denied by default; 3306 open to the load generator and between colours; egress
+        only to DNS and 3306 of the colours.
+
+        Nothing else in the stack talks to Percona: the load generator is its only client, and
+        a rollback replays the new colour's binary log into the old colour from the new colour's
+        pod (colour to colour). Probes are exec probes, which need no network.
+        """
+        db = self._db
+        servers = {"app.kubernetes.io/part-of": db.name, "app.kubernetes.io/name": "percona-server"}
+        loadgen = {"app": f"{db.name}-loadgen", "app.kubernetes.io/part-of": db.name}
+        to_servers = [(network.Peer.pods(servers), [PORT])]
+        common = {"parent": self, "provider": self._provider}
+        return [
+            network.deny_ingress(f"{name}-deny-ingress", namespace, self, self._provider),
+            network.allow_ingress(
+                f"{name}-clients-to-servers",
+                namespace,
+                policy_name=f"{db.name}-clients-to-servers",
+                pods=servers,
+                sources=[network.Peer.pods(loadgen), network.Peer.pods(servers)],
+                ports=[PORT],
+                **common,
+            ),
+            network.limit_egress(
+                f"{name}-servers-egress",
+                namespace,
+                policy_name=f"{db.name}-servers-egress",
+                pods=servers,
+                destinations=to_servers,
+                **common,
+            ),
+            network.limit_egress(
+                f"{name}-loadgen-egress",
+                namespace,
+                policy_name=f"{db.name}-loadgen-egress",
+                pods=loadgen,
+                destinations=to_servers,
+                **common,
+            ),
+        ]
+
     def _load_generator(self, name: str, namespace: pulumi.Output[str]) -> k8s.batch.v1.Job:
         db = self._db
         spec = db.load_generator
         target = f"{db.name}.{db.namespace}.svc.cluster.local"
         # MySQLLoadGenerate.sh logs in as root with the playbook's fixed password; run it as the
-        # application user with the generated password instead (MYSQL_PWD, from the Secret). Its
+        # application user with the generated password instead: the option file client-app.cnf from
+        # the Secret, mounted read-only (--defaults-extra-file right after `mysql`, as it must be). Its
         # loop doubles the Hardware table (INSERT ... SELECT * every 2 s): tens of millions of rows
         # within the 300 s, enough to fill the live colour's volume and stop mysqld. Each round
         # copies at most LOADGEN_ROWS_PER_ROUND rows instead. A script that does not read as
@@ -343,7 +487,7 @@ class BlueGreenDatabase(pulumi.ComponentResource):
         script = "\n".join(
             [
                 "set -e",
-                'sed -e "s/-uroot -pk8sDem0/--user=$DB_USER/g" '
+                'sed -e "s|-uroot -pk8sDem0|--defaults-extra-file=$CLIENT_OPTIONS|g" '
                 f'-e "s/FROM Hardware;/FROM Hardware LIMIT {LOADGEN_ROWS_PER_ROUND};/g" '
                 "MySQLLoadGenerate.sh > /tmp/MySQLLoadGenerate.sh",
                 # (`! grep` would not stop a `set -e` script: bash ignores a negated status.)
@@ -374,30 +518,37 @@ class BlueGreenDatabase(pulumi.ComponentResource):
                     "spec": {
                         "restartPolicy": "Never",
                         "automountServiceAccountToken": False,
-                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                        # fsGroup: the mounted option file (0440) is readable by the generator's group.
+                        "securityContext": {
+                            "runAsNonRoot": True,
+                            "fsGroup": 65534,
+                            "seccompProfile": {"type": "RuntimeDefault"},
+                        },
                         "containers": [
                             {
                                 "name": "sql-loadgen",
                                 "image": spec.image,
                                 "command": ["/bin/bash", "-c", script],
-                                "env": [
-                                    {"name": "DB_USER", "value": db.app_user},
-                                    {
-                                        "name": "MYSQL_PWD",
-                                        "valueFrom": {
-                                            "secretKeyRef": {
-                                                "name": self.credentials_secret_name,
-                                                "key": APP_PASSWORD_KEY,
-                                            }
-                                        },
-                                    },
-                                ],
+                                "env": [{"name": "CLIENT_OPTIONS", "value": f"{CLIENT_DIR}/{APP_CLIENT_KEY}"}],
                                 "resources": resources(spec.resources),
                                 "securityContext": restricted_security_context(65534),
-                                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+                                "volumeMounts": [
+                                    {"name": "tmp", "mountPath": "/tmp"},
+                                    {"name": "client", "mountPath": CLIENT_DIR, "readOnly": True},
+                                ],
                             }
                         ],
-                        "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}}],
+                        "volumes": [
+                            {"name": "tmp", "emptyDir": {"sizeLimit": "16Mi"}},
+                            {
+                                "name": "client",
+                                "secret": {
+                                    "secretName": self.credentials_secret_name,
+                                    "defaultMode": 0o440,
+                                    "items": [{"key": APP_CLIENT_KEY, "path": APP_CLIENT_KEY}],
+                                },
+                            },
+                        ],
                     },
                 },
             },

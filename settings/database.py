@@ -35,6 +35,21 @@ MysqlName = Annotated[str, Field(pattern=r"^[A-Za-z][A-Za-z0-9_]{0,31}$")]
 #: The playbook's image; blue runs it until the first upgrade.
 DEFAULT_IMAGE = "docker.io/percona/percona-server:8.0.43-34"
 
+#: Each colour's own server_id: GTIDs and a replayed binary log tell the two servers apart.
+SERVER_IDS: dict[str, int] = {"blue": 1001, "green": 1002}
+#: The mysqld options every colour runs with (components.bluegreen writes them into a ConfigMap
+#: mounted as an option file; the workflow refuses to run when the live colour does not have them
+#: in effect). GTIDs prove that two colours hold the same transactions; sync_binlog=1 and
+#: innodb_flush_log_at_trx_commit=1 make every commit durable in both the binary log and InnoDB.
+MYSQLD_OPTIONS: dict[str, str] = {
+    "gtid_mode": "ON",
+    "enforce_gtid_consistency": "ON",
+    "log_bin": "binlog",
+    "binlog_format": "ROW",
+    "sync_binlog": "1",
+    "innodb_flush_log_at_trx_commit": "1",
+}
+
 
 def claim_name(database: str, colour: str, restore_from: Optional[str]) -> str:
     """The PVC name of a colour: fresh (`data-<db>-<colour>`) or restored from a snapshot.

@@ -1,6 +1,6 @@
 """The Automation API driver (`python -m deploy preview|up|refresh|destroy|outputs`).
 
-The driver's logic runs against deploy.fakestack.FakeStack, an in-process stand-in for
+The driver's logic runs against tests/fakestack.py's FakeStack, an in-process stand-in for
 auto.Stack that emits the engine events the CLI would. The real path (a LocalWorkspace through
 the Pulumi CLI) runs at the end of this file where a `pulumi` binary exists.
 """
@@ -12,11 +12,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fakestack import FakeStack, Finding, Step
 from pulumi import automation as auto
 
 from deploy import automation, cli, project
 from deploy.automation import workspace
-from deploy.fakestack import FakeStack, Finding, Step
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 SERVICE = "kubernetes:core/v1:Service"

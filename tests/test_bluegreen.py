@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlfake
 from bluegreen_helpers import (
     BLUE_IMAGE,
     GREEN_IMAGE,
@@ -62,7 +63,7 @@ def test_blue_is_a_statefulset_of_one_on_its_own_retained_pvc() -> None:
     assert statefulset.inputs["metadata"]["name"] == "percona-blue"
     assert statefulset.inputs["spec"]["replicas"] == 1
     pod = statefulset.inputs["spec"]["template"]["spec"]
-    assert pod["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "data-percona-blue"}}]
+    assert pod["volumes"][0] == {"name": "data", "persistentVolumeClaim": {"claimName": "data-percona-blue"}}
     assert claim.inputs["metadata"]["name"] == "data-percona-blue"
     assert claim.inputs["spec"]["storageClassName"] == "scaleplane-snapshot"
     assert "dataSource" not in claim.inputs["spec"]
@@ -97,6 +98,9 @@ def test_passwords_are_generated_and_only_referenced_from_the_secret() -> None:
     assert secret.inputs["stringData"] == {
         "root-password": "fake-password-of-database-root-password",
         "app-password": "fake-password-of-database-app-password",
+        # mysql client option files: the password is never in MYSQL_PWD or on a command line.
+        "client-root.cnf": "[client]\nuser=root\npassword=fake-password-of-database-root-password\n",
+        "client-app.cnf": "[client]\nuser=app\npassword=fake-password-of-database-app-password\n",
     }
     # No generated password appears in plain text anywhere else.
     for resource in result.resources:
@@ -283,9 +287,12 @@ def test_load_generator_runs_the_playbook_script_bounded_with_generated_credenti
     script = container["command"][-1]
     assert "MySQLLoadGenerate.sh" in script and "timelimit -t 300" in script
     assert "percona.percona.svc.cluster.local" in script
-    assert "k8sDem0" not in script.replace("-pk8sDem0/", "").replace("grep -q k8sDem0", "")
-    env = {e["name"]: e for e in container["env"]}
-    assert env["MYSQL_PWD"]["valueFrom"]["secretKeyRef"]["key"] == "app-password"
+    assert "k8sDem0" not in script.replace("-pk8sDem0|", "").replace("grep -q k8sDem0", "")
+    assert container["env"] == [{"name": "CLIENT_OPTIONS", "value": "/etc/scaleplane/client/client-app.cnf"}]
+    assert "MYSQL_PWD" not in json.dumps(job)
+    client = {v["name"]: v for v in pod["volumes"]}["client"]["secret"]
+    assert client["items"] == [{"key": "client-app.cnf", "path": "client-app.cnf"}] and client["defaultMode"] == 0o440
+    assert pod["securityContext"]["fsGroup"] == 65534
     assert container["resources"]["requests"]["cpu"] == "100m"
     assert pod["restartPolicy"] == "Never"
 
@@ -304,7 +311,7 @@ def _prepare(script: str, playbook_script: str, tmp_path: Path) -> subprocess.Co
     return subprocess.run(
         ["bash", "-c", preparation],
         cwd=tmp_path,
-        env={"DB_USER": "app", "PATH": "/usr/bin:/bin"},
+        env={"CLIENT_OPTIONS": "/etc/scaleplane/client/client-app.cnf", "PATH": "/usr/bin:/bin"},
         capture_output=True,
         text=True,
         check=False,
@@ -316,7 +323,10 @@ def test_load_generator_logs_in_as_the_app_user_and_copies_bounded_rounds(tmp_pa
     script = one(plan(database), "Job").inputs["spec"]["template"]["spec"]["containers"][0]["command"][-1]
     assert _prepare(script, PLAYBOOK_LIKE_SCRIPT, tmp_path).returncode == 0
     rewritten = (tmp_path / "tmp" / "MySQLLoadGenerate.sh").read_text()
-    assert "k8sDem0" not in rewritten and "mysql --user=app -h $pod_ip" in rewritten
+    assert (
+        "k8sDem0" not in rewritten
+        and "mysql --defaults-extra-file=/etc/scaleplane/client/client-app.cnf -h $pod_ip" in rewritten
+    )
     # The doubling INSERT ... SELECT copies a bounded round instead (the volume never fills).
     assert "INSERT INTO Hardware select * FROM Hardware LIMIT 1000;" in rewritten
     # A script that no longer reads as expected stops the Job instead of running unmodified.
@@ -428,3 +438,116 @@ def test_every_phase_passes_the_policy_pack_without_a_mandatory_violation(stack:
     violations = offline_plan.run_policies(result, settings.from_config(raw))
     mandatory = [f"{v.policy}: {v.message}" for v in violations if v.enforcement == "mandatory"]
     assert mandatory == []
+
+
+# -- mysqld options, server_uuid of a restored colour ---------------------------------------------
+
+
+def test_both_colours_run_with_gtids_binary_logging_durable_commits_and_their_own_server_id() -> None:
+    result = plan(BOTH)
+    seen = {}
+    for colour in ("blue", "green"):
+        options = one(result, "ConfigMap", f"percona-{colour}-mysqld")
+        parsed = sqlfake.parse_options(options.inputs["data"]["scaleplane.cnf"])
+        for name, value in {
+            "gtid_mode": "ON",
+            "enforce_gtid_consistency": "ON",
+            "log_bin": "binlog",
+            "sync_binlog": "1",
+            "innodb_flush_log_at_trx_commit": "1",
+        }.items():
+            assert parsed[name] == value, (colour, name)
+        seen[colour] = parsed["server_id"]
+        pod = one(result, "StatefulSet", f"percona-{colour}").inputs["spec"]["template"]["spec"]
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert volumes["mysqld-options"]["configMap"]["name"] == f"percona-{colour}-mysqld"
+        mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+        # The Percona image's /etc/my.cnf includes /etc/my.cnf.d.
+        assert mounts["mysqld-options"] == {
+            "name": "mysqld-options",
+            "mountPath": "/etc/my.cnf.d/scaleplane.cnf",
+            "subPath": "scaleplane.cnf",
+            "readOnly": True,
+        }
+    assert seen["blue"] != seen["green"]
+
+
+def test_only_a_restored_colour_removes_the_copied_auto_cnf_before_mysqld_starts() -> None:
+    result = plan(BOTH)
+    blue = one(result, "StatefulSet", "percona-blue").inputs["spec"]["template"]["spec"]
+    green = one(result, "StatefulSet", "percona-green").inputs["spec"]["template"]["spec"]
+    assert blue["initContainers"] == []
+    (init,) = green["initContainers"]
+    assert init["image"] == GREEN_IMAGE
+    assert init["env"] == [{"name": "CLAIM", "value": claim_name("percona", "green", SNAPSHOT)}]
+    assert init["securityContext"]["runAsNonRoot"] is True and init["securityContext"]["capabilities"] == {
+        "drop": ["ALL"]
+    }
+
+
+def test_the_uuid_script_removes_auto_cnf_once_per_claim(tmp_path: Path) -> None:
+    from components import bluegreen as component
+
+    script = component.fresh_uuid_script().replace(component.DATA_MOUNT, str(tmp_path))
+    datadir = tmp_path / "data"
+    datadir.mkdir()
+
+    def start(claim: str) -> None:
+        subprocess.run(
+            ["sh", "-c", script], env={"CLAIM": claim, "PATH": "/usr/bin:/bin"}, check=True, capture_output=True
+        )
+
+    (datadir / "auto.cnf").write_text("[auto]\nserver-uuid=source\n")
+    start("data-percona-green-from-s1")
+    assert not (datadir / "auto.cnf").exists(), "the source's server_uuid is not reused"
+    (datadir / "auto.cnf").write_text("[auto]\nserver-uuid=green\n")  # mysqld generated its own
+    start("data-percona-green-from-s1")
+    assert (datadir / "auto.cnf").read_text() == "[auto]\nserver-uuid=green\n", "a restart keeps it"
+    start("data-percona-blue-from-s2")  # this volume's snapshot, restored as another claim
+    assert not (datadir / "auto.cnf").exists()
+
+
+def test_the_readiness_probe_reads_the_password_from_an_option_file_not_mysql_pwd() -> None:
+    result = plan(BLUE_ONLY)
+    pod = one(result, "StatefulSet", "percona-blue").inputs["spec"]["template"]["spec"]
+    (mysql,) = pod["containers"]
+    command = mysql["readinessProbe"]["exec"]["command"]
+    assert command[1] == "--defaults-extra-file=/etc/scaleplane/client/client-app.cnf"
+    assert "MYSQL_PWD" not in json.dumps(pod)
+    client = {v["name"]: v for v in pod["volumes"]}["client"]["secret"]
+    assert client["secretName"] == "percona-credentials" and client["defaultMode"] == 0o440
+
+
+def test_the_namespace_denies_by_default_and_opens_3306_only_to_its_clients() -> None:
+    result = plan(with_changes(BOTH, loadGenerator={"enabled": True, "image": LOADGEN_IMAGE}))
+    policies = {p.inputs["metadata"]["name"]: p.inputs["spec"] for p in kube_objects(result, "NetworkPolicy")}
+    assert policies["default-deny-ingress"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    servers = policies["percona-clients-to-servers"]
+    (ingress,) = servers["ingress"]
+    assert ingress["ports"] == [{"protocol": "TCP", "port": 3306}]
+    sources = [peer["podSelector"]["matchLabels"] for peer in ingress["from"]]
+    job = one(result, "Job").inputs["spec"]["template"]["metadata"]["labels"]
+    pods = {colour: one(result, "StatefulSet", f"percona-{colour}") for colour in ("blue", "green")}
+    for labels in sources:  # each allowed source is the load generator or a colour, nothing wider
+        matches = [
+            who
+            for who, pod_labels in [("job", job)]
+            + [(c, s.inputs["spec"]["template"]["metadata"]["labels"]) for c, s in pods.items()]
+            if labels.items() <= pod_labels.items()
+        ]
+        assert matches in (["job"], ["blue", "green"]), labels
+    for statefulset in pods.values():
+        assert (
+            servers["podSelector"]["matchLabels"].items()
+            <= statefulset.inputs["spec"]["template"]["metadata"]["labels"].items()
+        )
+    loadgen_egress = policies["percona-loadgen-egress"]["egress"]
+    assert any(
+        rule["ports"] == [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}] for rule in loadgen_egress
+    )
+    for who in ("servers", "loadgen"):
+        (dns, mysql) = policies[f"percona-{who}-egress"]["egress"]
+        assert mysql["ports"] == [{"protocol": "TCP", "port": 3306}]
+        assert mysql["to"] == [{"podSelector": {"matchLabels": servers["podSelector"]["matchLabels"]}}]
+    namespace = one(result, "Namespace", "percona").inputs["metadata"]["labels"]
+    assert namespace["pod-security.kubernetes.io/enforce"] == "restricted"

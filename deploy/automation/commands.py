@@ -90,8 +90,20 @@ def run_preview(
     return report.finish(EXIT_OK, "succeeded")
 
 
+def _database_section(stack: StackLike) -> Optional[dict[str, Any]]:
+    """The stack file's blue/green database section (None when the stack runs no database)."""
+    try:
+        value = stack.get_config(guards.DATABASE_SECTION)
+    except auto.CommandError:
+        return None
+    return json.loads(value.value) if isinstance(value.value, str) else value.value
+
+
 def run_up(stack: StackLike, report: Report, out: TextIO, options: RunOptions, allow_data_loss: bool = False) -> int:
     """Preview first (policy and data-loss guard), then update."""
+    refusal = guards.database_state_refusal(stack.name, _database_section(stack), stack.export_stack())
+    if refusal is not None:
+        return report.finish(EXIT_REFUSED, "refused", refusal)
     print(f"-- previewing {report.stack} before the update", file=out, flush=True)
     report.planned = True
     guard = EventTally()

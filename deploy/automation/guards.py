@@ -5,6 +5,9 @@
 - An `up` whose preview would delete or replace a stateful or protected resource needs
   --allow-data-loss; the engine itself refuses to delete or replace a protected one (no flag
   overrides `protect`), and that refusal is reported as the same guard.
+- An `up` of a stack file whose blue/green database is not what the stack has deployed (another
+  live colour, a running colour missing): only `python -m deploy bluegreen` moves those, after its
+  verification (`database_state_refusal`; no flag overrides it).
 
 `step_risk` and `protect_refusal` read a risk out of one engine event; `events.EventTally` collects
 them while a preview streams.
@@ -119,4 +122,69 @@ def protect_refusal_message(refused: list[DataLossRisk]) -> str:
         f"the engine refuses to delete or replace {count} protected resource{'s' if count > 1 else ''}; "
         "--allow-data-loss does not override `protect`: drop it in the program (or `pulumi state unprotect`) "
         "first"
+    )
+
+
+# --- one source of truth for the blue/green database --------------------------------------------
+
+DATABASE_SECTION = "scaleplane:database"
+DATABASE_COMPONENT = "scaleplane:database:BlueGreenDatabase"
+
+
+@dataclass(frozen=True)
+class DeployedDatabase:
+    """What the stack's state says the blue/green database runs: the live colour and the colours."""
+
+    active: str
+    colours: tuple[str, ...]
+
+
+def deployed_database(deployment: auto.Deployment) -> Optional[DeployedDatabase]:
+    """The database as last deployed (the Service's selector, the colours' StatefulSets), if any."""
+    active, colours = None, []
+    for resource in (deployment.deployment or {}).get("resources", []):
+        urn, type_ = resource.get("urn", ""), resource.get("type", "")
+        if f"{DATABASE_COMPONENT}$" not in urn:
+            continue
+        outputs = resource.get("outputs") or {}
+        if type_ == "kubernetes:core/v1:Service" and urn.endswith("-service"):
+            active = ((outputs.get("spec") or {}).get("selector") or {}).get("app")
+        elif type_ == "kubernetes:apps/v1:StatefulSet":
+            colour = ((outputs.get("metadata") or {}).get("labels") or {}).get("app")
+            if colour:
+                colours.append(colour)
+    if active is None:
+        return None
+    return DeployedDatabase(active, tuple(sorted(colours)))
+
+
+def database_state_refusal(stack_name: str, section: Optional[dict], deployment: auto.Deployment) -> Optional[str]:
+    """Why an `up` of this database section is refused (exit 5), or None.
+
+    `python -m deploy bluegreen` moves the live colour and adds or retires colours, each after its
+    own verification, and writes the result to stacks/Pulumi.<stack>.yaml. An `up` of a stack file
+    that says otherwise (an older checkout, an uncommitted rollback) would move traffic to a colour
+    nobody verified, or delete a colour that holds data.
+    """
+    deployed = deployed_database(deployment)
+    if deployed is None:
+        return None
+    section = section or {}
+    colours = section.get("colours") or {}
+    serving = sorted(c for c, spec in colours.items() if not (spec or {}).get("retired"))
+    active = section.get("active")
+    problems = []
+    if active != deployed.active:
+        problems.append(f"it says active: {active}, the stack serves from {deployed.active}")
+    gone = [c for c in deployed.colours if c not in serving]
+    if gone:
+        problems.append(f"it does not run {', '.join(gone)}, which the stack runs")
+    if not problems:
+        return None
+    path = f"stacks/Pulumi.{stack_name}.yaml"
+    return (
+        f"refusing to update: {path}'s {DATABASE_SECTION} is not what the stack has deployed ({'; '.join(problems)}). "
+        f"`python -m deploy bluegreen` changed it and printed what to commit: commit {path} as it left it "
+        f"(active: {deployed.active}, colours: {', '.join(deployed.colours)}), or run `python -m deploy bluegreen "
+        f"--stack {stack_name}` to move the database; nothing was changed"
     )

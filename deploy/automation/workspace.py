@@ -47,6 +47,10 @@ class StackLike(Protocol):
 
     def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None: ...
 
+    def remove_config(self, key: str, *, path: bool = False) -> None: ...
+
+    def export_stack(self) -> auto.Deployment: ...
+
 
 class StackFactory(Protocol):
     def __call__(
@@ -234,6 +238,12 @@ class PolicyStack:
 
     def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
         self.stack.set_config(key, value, path=path)
+
+    def remove_config(self, key: str, *, path: bool = False) -> None:
+        self.stack.remove_config(key, path=path)
+
+    def export_stack(self) -> auto.Deployment:
+        return self.stack.export_stack()
 
 
 def open_stack(

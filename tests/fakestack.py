@@ -18,6 +18,9 @@ from __future__ import annotations
 
 import inspect
 import itertools
+import json
+import re
+import warnings
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -46,6 +49,8 @@ class Step:
     protect: bool = False
     fails: bool = False
     unprotect: bool = False
+    #: The type chain of the resource's parents (`scaleplane:database:BlueGreenDatabase`), as in a URN.
+    parent: str = ""
 
     @property
     def refused_by_protect(self) -> bool:
@@ -54,7 +59,8 @@ class Step:
         return self.op == "replace" and self.protect and not self.unprotect
 
     def urn(self, stack: str) -> str:
-        return f"urn:pulumi:{stack}::{PROJECT}::{self.type}::{self.name}"
+        qualified = f"{self.parent}${self.type}" if self.parent else self.type
+        return f"urn:pulumi:{stack}::{PROJECT}::{qualified}::{self.name}"
 
 
 @dataclass(frozen=True)
@@ -93,9 +99,16 @@ class FakeStack:
         self._secret = set(secret_outputs)
         #: When set, every operation fails with this CLI error line (e.g. a backend error).
         self.error = error
+        #: When set, the next previews (ups) fail with this engine error, after their events.
+        self.fail_preview: Optional[str] = None
+        self.fail_up: Optional[str] = None
+        #: Warnings the SDK would have issued (an on_event callback that raised).
+        self.warnings: list[str] = []
         self.calls: list[tuple[str, dict[str, Any]]] = []
         self.opened: list[dict[str, Any]] = []
         self.config: dict[str, auto.ConfigValue] = {}
+        #: Outputs of deployed resources by name, for export_stack.
+        self.state: dict[str, dict[str, Any]] = {}
         self._sequence = itertools.count(1)
 
     # --- what a StackFactory returns ---------------------------------------------------------
@@ -119,6 +132,8 @@ class FakeStack:
             self._step_events(emit, step, planning=True, fail=False)
         self._protect(emit, self.plan, "preview failed")
         self._policy(emit, kwargs)
+        if self.fail_preview:
+            self._engine_error(emit, self.fail_preview, "preview failed")
         changes = _change_summary(self.plan)
         emit.event({"summaryEvent": {"resourceChanges": changes, "durationSeconds": 1, "maybeCorrupt": False}})
         self._expect_no_changes(emit, kwargs, changes)
@@ -128,19 +143,28 @@ class FakeStack:
         self._record("up", kwargs)
         emit = self._emitter(kwargs)
         emit.line(f"Updating ({self.name}):")
-        self._protect(emit, self.plan, "update failed")
+        # `target`: the engine updates those resources alone; everything else keeps its state.
+        targets = kwargs.get("target")
+        plan = [step for step in self.plan if not targets or step.urn(self.name) in targets]
+        self._protect(emit, plan, "update failed")
         self._policy(emit, kwargs)
+        if self.fail_up:
+            self._engine_error(emit, self.fail_up, "update failed")
         failed = []
-        for step in self.plan:
+        for step in plan:
             self._step_events(emit, step, planning=False, fail=step.fails)
             if step.fails:
                 failed.append(step)
         if failed:
             self._fail(emit, "update failed")
-        changes = _change_summary(self.plan)
+        changes = _change_summary(plan)
         self._expect_no_changes(emit, kwargs, changes)
-        self.resources = [
-            Step("same", s.type, s.name, s.protect and not s.unprotect) for s in self.plan if s.op != "delete"
+        done = {step.urn(self.name): step for step in plan}
+        kept = [step for step in self.resources if step.urn(self.name) not in done] if targets else []
+        self.resources = kept + [
+            Step("same", s.type, s.name, s.protect and not s.unprotect, parent=s.parent)
+            for s in plan
+            if s.op != "delete"
         ]
         return auto.UpResult(
             stdout="\n".join(emit.lines), stderr="", summary=_summary("update", changes), outputs=self.outputs()
@@ -174,20 +198,78 @@ class FakeStack:
         self._outputs = {}
         return auto.DestroyResult(stdout="\n".join(emit.lines), stderr="", summary=_summary("destroy", changes))
 
+    def export_stack(self) -> auto.Deployment:
+        """The state the last update left: each resource's urn, type and outputs (`state` of the step)."""
+        resources = [
+            {
+                "urn": step.urn(self.name),
+                "type": step.type,
+                "protect": step.protect,
+                "outputs": self.state.get(step.name, {}),
+            }
+            for step in self.resources
+        ]
+        return auto.Deployment(version=3, deployment={"manifest": {}, "resources": resources})
+
     def outputs(self) -> auto.OutputMap:
         if self.error:
             raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: {self.error}", code=255))
         return {key: auto.OutputValue(value=value, secret=key in self._secret) for key, value in self._outputs.items()}
 
     def get_config(self, key: str, *, path: bool = False) -> auto.ConfigValue:
+        if path:
+            top, parts = _property_path(key)
+            node: Any = self._document(top)
+            for part in parts:
+                if not isinstance(node, dict) or part not in node:
+                    self._missing(key)
+                node = node[part]
+            value = node if isinstance(node, str) else json.dumps(node)
+            return auto.ConfigValue(value=value, secret=self.config[top].secret)
         if key not in self.config:
-            raise auto.CommandError(
-                auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found", code=255)
-            )
+            self._missing(key)
         return self.config[key]
 
     def set_config(self, key: str, value: auto.ConfigValue, *, path: bool = False) -> None:
-        self.config[key] = value
+        """`pulumi config set [--path]`: with a path, "true"/"false" become booleans, digits integers."""
+        if not path:
+            self.config[key] = value
+            return
+        top, parts = _property_path(key)
+        document = self._document(top) if top in self.config else {}
+        node = document
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        text = value.value
+        node[parts[-1]] = {"true": True, "false": False}.get(text, int(text) if text.isdigit() else text)
+        self.config[top] = auto.ConfigValue(value=json.dumps(document), secret=value.secret)
+
+    def remove_config(self, key: str, *, path: bool = False) -> None:
+        """`pulumi config rm [--path]`: a key that is not there is no error."""
+        if not path:
+            self.config.pop(key, None)
+            return
+        top, parts = _property_path(key)
+        if top not in self.config:
+            return
+        document = self._document(top)
+        node: Any = document
+        for part in parts[:-1]:
+            node = node.get(part) if isinstance(node, dict) else None
+        if isinstance(node, dict):
+            node.pop(parts[-1], None)
+        self.config[top] = auto.ConfigValue(value=json.dumps(document), secret=self.config[top].secret)
+
+    def _document(self, top: str) -> Any:
+        if top not in self.config:
+            self._missing(top)
+        return json.loads(self.config[top].value)
+
+    @staticmethod
+    def _missing(key: str) -> None:
+        raise auto.CommandError(
+            auto.CommandResult(stdout="", stderr=f"error: configuration key '{key}' not found", code=255)
+        )
 
     # --- the machinery -----------------------------------------------------------------------
 
@@ -306,6 +388,11 @@ class FakeStack:
         if any(finding.level == "mandatory" for finding in self.findings):
             self._fail(emit, "preview failed")
 
+    def _engine_error(self, emit: _Emitter, message: str, reason: str) -> None:
+        """An error the engine reports (a provider, the backend): a diagnostic, then the command fails."""
+        emit.event({"diagnosticEvent": {"severity": "error", "urn": "", "color": "never", "message": message + "\n"}})
+        self._fail(emit, reason)
+
     def _fail(self, emit: _Emitter, reason: str) -> None:
         raise auto.CommandError(auto.CommandResult(stdout="\n".join(emit.lines), stderr=f"error: {reason}", code=255))
 
@@ -341,7 +428,33 @@ class _Emitter:
     def event(self, payload: dict[str, Any]) -> None:
         if self.on_event is not None:
             data = {"sequence": next(self.sequence), "timestamp": 1_700_000_000, **payload}
-            self.on_event(auto.EngineEvent.from_json(data))
+            try:
+                self.on_event(auto.EngineEvent.from_json(data))
+            except Exception as error:  # noqa: BLE001 - as pulumi.automation's event servicer does
+                # The SDK turns an exception raised in on_event into a warning, and the command goes on.
+                warnings.warn(f"Failed to parse engine event\nEvent: {json.dumps(data)}\n{error}", stacklevel=2)
+
+
+_PATH_PART = re.compile(r'\.([A-Za-z_$][A-Za-z0-9_$]*)|\["([^"]+)"\]')
+
+
+def _property_path(key: str) -> tuple[str, list[str]]:
+    """`ns:key.a["b-c"].d` -> ("ns:key", ["a", "b-c", "d"]), refusing what Pulumi's strict paths refuse."""
+    match = re.match(r"^([^.\[]+)", key)
+    if match is None:
+        raise auto.CommandError(auto.CommandResult(stdout="", stderr=f"error: invalid key {key!r}", code=255))
+    top, rest = match.group(1), key[match.end() :]
+    parts, position = [], 0
+    for part in _PATH_PART.finditer(rest):
+        if part.start() != position:
+            break
+        parts.append(part.group(1) or part.group(2))
+        position = part.end()
+    if position != len(rest):
+        raise auto.CommandError(
+            auto.CommandResult(stdout="", stderr=f"error: invalid configuration key path {key!r}", code=255)
+        )
+    return top, parts
 
 
 def _state(step: Step, urn: str) -> dict[str, Any]:
