@@ -11,6 +11,7 @@ of the stack can satisfy. Every problem names the keys involved, in the config's
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional
@@ -18,6 +19,8 @@ from typing import TYPE_CHECKING, Optional
 from settings.base import NAMESPACE, shown
 from settings.cluster import NodeGroupSettings, is_arm
 from settings.placement import NodeRequirement, Placement, Toleration
+from settings.storage import EbsSettings
+from settings.workloads import parse_quantity
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -141,6 +144,54 @@ def _storage_class_problems(config: Settings) -> Iterator[str]:
             yield (
                 f"{key}: StorageClass '{name}' is neither created by this stack nor named as existing "
                 f"(known: {choices}){hint}; the volume would stay Pending"
+            )
+
+
+#: EBS volume sizes per type, in GiB (AWS EBS volume types; the CSI driver rounds a request up to
+#: whole GiB, so the minimum only bites for io1/io2 and st1/sc1).
+EBS_SIZES_GIB: dict[str, tuple[int, int]] = {
+    "gp2": (1, 16_384),
+    "gp3": (1, 16_384),
+    "io1": (4, 16_384),
+    "io2": (4, 65_536),
+    "st1": (125, 16_384),
+    "sc1": (125, 16_384),
+}
+#: The EBS type behind each StorageClass a cluster component creates.
+_CLUSTER_CLASS_TYPES = {"gp3": "gp3", "kops-csi-1-21": "gp3", "kops-ssd-1-17": "gp2", "gp2": "gp2"}
+
+
+def _ebs_type(config: Settings, storage_class: Optional[str]) -> Optional[str]:
+    """The EBS volume type a claim of this class gets; None where it is not EBS or not known."""
+    if config.cluster == "existing":
+        return None
+    storage = config.storage
+    if storage is not None and storage.driver == "ebs" and storage.existing_storage_class is None:
+        if storage_class == storage.storage_class_name:
+            return (storage.ebs or EbsSettings()).volume_type
+    return _CLUSTER_CLASS_TYPES.get(storage_class or "gp3")
+
+
+def _volume_size_problems(config: Settings) -> Iterator[str]:
+    volumes = [
+        (_key("todo", "mongodb", "storageSize"), config.todo.mongodb.storage_size, config.todo.mongodb.storage_class)
+    ]
+    if config.minio.enabled:
+        volumes.append((_key("minio", "storageSize"), config.minio.storage_size, config.minio.storage_class))
+    if config.database is not None and config.storage is not None:
+        volumes.append(
+            (_key("database", "storageSize"), config.database.storage_size, config.storage.provided_storage_class)
+        )
+    for key, size, storage_class in volumes:
+        volume_type = _ebs_type(config, storage_class)
+        if volume_type is None:
+            continue
+        low, high = EBS_SIZES_GIB[volume_type]
+        gib = math.ceil(parse_quantity(size) / 2**30)
+        if not low <= gib <= high:
+            yield (
+                f"{key}: {size} is outside what EBS makes a {volume_type} volume ({low} GiB to {high // 1024} TiB); "
+                "the CSI driver's CreateVolume would fail"
             )
 
 
@@ -312,6 +363,7 @@ def problems(config: Settings) -> list[str]:
     found += _duplicates([c for c in created if c.name not in SYSTEM_NAMESPACES], "sections", "Namespace")
     found += _duplicates(services(config), "Services", "name")
     found += _storage_class_problems(config)
+    found += _volume_size_problems(config)
     found += _placement_problems(config)
     return found
 

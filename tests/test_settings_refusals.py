@@ -98,7 +98,7 @@ def test_zero_tiny_or_absurd_volume_sizes_are_refused(size: str) -> None:
 @pytest.mark.parametrize("size", ["1Mi", "1.5Gi", "64Ti", "1e9", "500M"])
 def test_sane_volume_sizes_pass(size: str) -> None:
     assert accepted("local", minio={"storageSize": size}).minio.storage_size == size
-    assert accepted("prod", database={"storageSize": size}).database is not None
+    assert accepted("local", database={"storageSize": size}).database is not None
 
 
 def test_a_malformed_quantity_names_the_key() -> None:
@@ -290,3 +290,15 @@ def test_settings_and_the_policy_pack_agree_on_pinned(image: str) -> None:
     except settings.SettingsError:
         settings_ok = False
     assert settings_ok == (image_problem(image) is None)
+
+
+def test_volume_sizes_fit_the_ebs_type_behind_their_class() -> None:
+    (problem,) = refused("prod", minio={"storageSize": "20Ti"})
+    assert problem.startswith("scaleplane:minio.storageSize: 20Ti is outside what EBS makes a gp3 volume")
+    st1 = {"existingStorageClass": None, "ebs": {"volumeType": "st1"}}
+    (problem,) = refused("prod", database={"storageSize": "2Gi"}, storage=st1)
+    assert problem.startswith("scaleplane:database.storageSize: 2Gi is outside what EBS makes a st1 volume (125 GiB")
+    assert accepted("prod", database={"storageSize": "125Gi"}, storage=st1).database is not None
+    io2 = {"existingStorageClass": None, "ebs": {"volumeType": "io2"}}
+    assert accepted("prod", database={"storageSize": "60Ti"}, storage=io2).database is not None
+    assert accepted("local", minio={"storageSize": "20Ti"}).minio.storage_size == "20Ti"  # not EBS: 64Ti bound only
