@@ -104,7 +104,9 @@ def extract_crd(source: bytes, name: str) -> bytes:
             documents[-1].append(line)
     for lines in documents:
         text = b"".join(lines)
-        parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) if text.strip() else None
+        if name.encode() not in text:
+            continue  # cannot be it; parsing every large CRD would cost seconds
+        parsed = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         if isinstance(parsed, dict) and (parsed.get("metadata") or {}).get("name") == name:
             return text
     raise ValueError(f"no document with metadata.name {name!r}")
