@@ -51,6 +51,7 @@ todo = TodoApp(
         namespace_labels=mesh.namespace_labels(),
         namespace_annotations=mesh.namespace_annotations(),
         pod_security=mesh.app_pod_security,
+        proxy=mesh.proxy_traffic(),
         balancer=balancer,
         meshed=config.mesh != "none",
     ),
@@ -68,6 +69,7 @@ if config.minio.enabled:
             namespace_labels=mesh.namespace_labels(),
             namespace_annotations=mesh.namespace_annotations(),
             pod_security=mesh.app_pod_security,
+            proxy=mesh.proxy_traffic(),
         ),
         provider,
         after_mesh,
@@ -82,6 +84,7 @@ if config.minio.enabled:
         parent=None,
         provider=provider,
         depends_on=[minio],
+        exposure=config.minio.exposure,
     )
     if isinstance(mesh, IstioMesh):
         mesh.route_http("minio", namespace=config.minio.namespace, port=9000, depends_on=[minio])

@@ -73,6 +73,9 @@ class LoadTest(pulumi.ComponentResource):
                     "metadata": {"labels": labels, "annotations": dict(NATIVE_SIDECAR_ANNOTATIONS)},
                     "spec": {
                         "restartPolicy": "Never",
+                        # wget needs no Kubernetes API credentials.
+                        "automountServiceAccountToken": False,
+                        "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
                         "containers": [
                             {
                                 "name": "load-generator",

@@ -9,8 +9,13 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, fullname, given
+from components.network import API_SERVER, allow_ingress
 
 CHART_REPOSITORY = "https://kubernetes-sigs.github.io/metrics-server/"
+#: The port metrics-server serves the resource-metrics API on (the chart's containerPort).
+SECURE_PORT = 10250
+#: The chart's selector label (app.kubernetes.io/name is the chart's name: no nameOverride here).
+POD_SELECTOR = {"app.kubernetes.io/name": "metrics-server"}
 
 
 #: The chart's defaults the declaration relies on (values.yaml; tests compare them with the pinned
@@ -68,6 +73,7 @@ class MetricsServerArgs:
         """Chart values; every path exists in the chart's values.yaml (tests check it)."""
         values: dict[str, Any] = {
             "replicas": self.replicas,
+            "containerPort": SECURE_PORT,
             "args": ["--kubelet-insecure-tls"] if self.kubelet_insecure_tls else [],
         }
         if self.replicas > 1:
@@ -103,6 +109,19 @@ class MetricsServer(pulumi.ComponentResource):
             repository_opts={"repo": CHART_REPOSITORY},
             values=args.values(),
             opts=pulumi.ResourceOptions(parent=self, provider=provider),
+        )
+        # Only the API server (the aggregated metrics.k8s.io API) calls metrics-server, from
+        # outside the pod network; its own scraping of kubelets is egress, left open. The
+        # namespace (kube-system by default) is the cluster's: no default-deny is put on it.
+        allow_ingress(
+            f"{name}-ingress",
+            args.namespace,
+            policy_name="metrics-server-from-api-server",
+            pods=POD_SELECTOR,
+            sources=[API_SERVER],
+            ports=[SECURE_PORT],
+            parent=self,
+            provider=provider,
         )
         self.namespace = pulumi.Output.from_input(args.namespace)
         self.register_outputs({"namespace": self.namespace})

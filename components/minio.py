@@ -20,6 +20,15 @@ from components.kube import (
     restricted_security_context,
 )
 from components.kube import namespace as kube_namespace
+from components.network import (
+    NO_PROXY,
+    Peer,
+    ProxyTraffic,
+    allow_ingress,
+    allow_proxy_ingress,
+    deny_ingress,
+    limit_egress,
+)
 from components.placement import pod_spec_fields
 from settings.workloads import MinioSettings
 
@@ -40,6 +49,8 @@ class MinioArgs:
     #: The namespace's Pod Security level: restricted, unless an injected mesh proxy needs less
     #: (the mesh's app_pod_security).
     pod_security: PodSecurityLevel = "restricted"
+    #: What an injected mesh proxy needs from the namespace's NetworkPolicies.
+    proxy: ProxyTraffic = NO_PROXY
 
 
 def server_args(replicas: int, namespace: str) -> list[str]:
@@ -141,7 +152,17 @@ class Minio(pulumi.ComponentResource):
         if minio.storage_class:
             claim_spec["storageClassName"] = minio.storage_class
         pod_spec: dict[str, Any] = {
-            "securityContext": {"fsGroup": MINIO_UID, "fsGroupChangePolicy": "OnRootMismatch"},
+            # MinIO never calls the Kubernetes API. The image sets no USER (it would start as
+            # root): the pod runs it as uid/gid 1000, and fsGroup gives that group the volumes.
+            "automountServiceAccountToken": False,
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": MINIO_UID,
+                "runAsGroup": MINIO_UID,
+                "fsGroup": MINIO_UID,
+                "fsGroupChangePolicy": "OnRootMismatch",
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
             "containers": [
                 {
                     "name": "minio",
@@ -195,6 +216,45 @@ class Minio(pulumi.ComponentResource):
             },
             opts=child_opts(self, provider, depends_on=[credentials, *priority]),
         )
+        # --- NetworkPolicies -----------------------------------------------------------------
+        deny_ingress(f"{name}-deny-ingress", namespace, self, provider)
+        allow_ingress(
+            f"{name}-api-ingress",
+            namespace,
+            policy_name="minio-api-from-clients",
+            pods=selector,
+            # S3 clients through minio-service's balancer (filtered there by its source ranges:
+            # the pod sees a node's or the NLB's address, not the client's) or a mesh gateway.
+            sources=[Peer.anywhere()],
+            ports=[API_PORT],
+            parent=self,
+            provider=provider,
+        )
+        peers: tuple[tuple[Peer, tuple[int | str, ...]], ...] = ()
+        if minio.replicas > 1:
+            # Distributed mode: every server talks to every other on the API port.
+            peers = ((Peer.pods(selector), (API_PORT,)),)
+            allow_ingress(
+                f"{name}-peer-ingress",
+                namespace,
+                policy_name="minio-from-peers",
+                pods=selector,
+                sources=[Peer.pods(selector)],
+                ports=[API_PORT],
+                parent=self,
+                provider=provider,
+            )
+        limit_egress(
+            f"{name}-egress",
+            namespace,
+            policy_name="minio-egress",
+            pods=selector,
+            destinations=(*peers, *args.proxy.egress),
+            parent=self,
+            provider=provider,
+        )
+        allow_proxy_ingress(f"{name}-mesh-proxy", namespace, args.proxy, parent=self, provider=provider)
+
         if minio.replicas > 1:
             pod_disruption_budget(f"{name}-pdb", APP, namespace, selector, self, provider, depends_on=[statefulset])
 

@@ -102,6 +102,24 @@ KUBE_DNS = Peer.pods(KUBE_DNS_SELECTOR, namespace="kube-system")
 API_SERVER = Peer.anywhere()
 
 
+Flow = tuple[Peer, tuple[PortRef, ...]]
+
+
+@dataclass(frozen=True)
+class ProxyTraffic:
+    """What an injected mesh proxy needs from the network, beyond the application's own flows."""
+
+    #: (who, ports) the proxy accepts: its inbound and admin ports.
+    ingress: tuple[Flow, ...] = ()
+    #: (where, ports) the proxy connects to: its control plane. Only pods whose egress is
+    #: limited need them spelled out.
+    egress: tuple[Flow, ...] = ()
+
+
+#: Pods without an injected proxy need nothing more.
+NO_PROXY = ProxyTraffic()
+
+
 def _ports(ports: Sequence[PortRef], protocol: str = "TCP") -> list[dict[str, Any]]:
     if not ports:
         raise ValueError("a NetworkPolicy rule needs at least one port (no rule here opens every port)")
@@ -175,6 +193,26 @@ def allow_ingress(
         "ingress": [_rule("from", sources, ports)],
     }
     return _policy(name, policy_name, namespace, spec, parent, provider, depends_on)
+
+
+def allow_proxy_ingress(
+    name: str,
+    namespace: pulumi.Input[str],
+    proxy: ProxyTraffic,
+    *,
+    parent: pulumi.Resource,
+    provider: pulumi.ProviderResource,
+    depends_on: Sequence[pulumi.Resource] = (),
+) -> Optional[k8s.networking.v1.NetworkPolicy]:
+    """`mesh-proxy`: every pod of a meshed namespace accepts its proxy's ports (None without a proxy)."""
+    if not proxy.ingress:
+        return None
+    spec = {
+        "podSelector": {},
+        "policyTypes": ["Ingress"],
+        "ingress": [_rule("from", [peer], ports) for peer, ports in proxy.ingress],
+    }
+    return _policy(name, "mesh-proxy", namespace, spec, parent, provider, depends_on)
 
 
 def limit_egress(

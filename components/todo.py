@@ -21,6 +21,15 @@ from components.kube import (
     restricted_security_context,
 )
 from components.kube import namespace as kube_namespace
+from components.network import (
+    NO_PROXY,
+    Peer,
+    ProxyTraffic,
+    allow_ingress,
+    allow_proxy_ingress,
+    deny_ingress,
+    limit_egress,
+)
 from components.placement import pod_spec_fields
 from settings.workloads import TodoSettings
 
@@ -47,6 +56,8 @@ class TodoAppArgs:
     balancer: Balancer = field(default_factory=Balancer.cloud)
     #: The namespace's pods get a mesh proxy injected: the HPA then measures the web container alone.
     meshed: bool = False
+    #: What the injected proxy needs from the namespace's NetworkPolicies (the mesh's proxy_traffic()).
+    proxy: ProxyTraffic = NO_PROXY
 
 
 def mongo_probe(period: int, timeout: int, initial_delay: int) -> dict[str, Any]:
@@ -60,16 +71,28 @@ def mongo_probe(period: int, timeout: int, initial_delay: int) -> dict[str, Any]
     }
 
 
-def _web_security_context(run_as_non_root: bool) -> dict[str, Any]:
-    if run_as_non_root:
-        return restricted_security_context()
-    # The image's nginx starts as root to bind port 80 and drops to its worker user itself:
-    # keep only the capabilities that needs.
+#: Where the official mongo image writes besides its data volume: its entrypoint's temporary
+#: config and mongod's socket (/tmp), and the image's config-server volume.
+MONGODB_WRITABLE_PATHS = ("/tmp", "/data/configdb")
+
+
+def pod_security_context(uid: int) -> dict[str, Any]:
+    """A pod securityContext for the restricted level: non-root uid/gid, volumes group-owned by it."""
     return {
-        "allowPrivilegeEscalation": False,
-        "capabilities": {"drop": ["ALL"], "add": ["CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE"]},
+        "runAsNonRoot": True,
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "fsGroup": uid,
         "seccompProfile": {"type": "RuntimeDefault"},
     }
+
+
+def scratch_volumes(prefix: str, paths: tuple[str, ...]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """emptyDir volumes and their mounts for the paths a read-only-root container writes."""
+    names = [f"{prefix}-{index}" for index in range(len(paths))]
+    volumes = [{"name": name, "emptyDir": {}} for name in names]
+    mounts = [{"name": name, "mountPath": path} for name, path in zip(names, paths, strict=True)]
+    return volumes, mounts
 
 
 class TodoApp(pulumi.ComponentResource):
@@ -162,16 +185,15 @@ class TodoApp(pulumi.ComponentResource):
             },
             opts=child_opts(self, provider),
         )
+        mongo_scratch, mongo_scratch_mounts = scratch_volumes("scratch", MONGODB_WRITABLE_PATHS)
         mongo_pod_spec: dict[str, Any] = {
-            # The image's mongodb user (uid/gid 999) owns the data; OnRootMismatch skips the
-            # recursive chown of every data file on each start once the volume root is right.
-            "securityContext": {
-                "fsGroup": MONGODB_UID,
-                "fsGroupChangePolicy": "OnRootMismatch",
-                "runAsUser": MONGODB_UID,
-                "runAsGroup": MONGODB_UID,
-                "runAsNonRoot": True,
-            },
+            # MongoDB never calls the Kubernetes API.
+            "automountServiceAccountToken": False,
+            # The image's mongodb user (uid/gid 999) owns the data; its entrypoint skips the
+            # chown/gosu step when started as that user. OnRootMismatch skips the recursive
+            # chown of every data file on each start once the volume root is right.
+            "securityContext": pod_security_context(MONGODB_UID) | {"fsGroupChangePolicy": "OnRootMismatch"},
+            "volumes": mongo_scratch,
             "containers": [
                 {
                     "name": "mongodb",
@@ -191,12 +213,8 @@ class TodoApp(pulumi.ComponentResource):
                     "startupProbe": mongo_probe(period=10, timeout=5, initial_delay=5) | {"failureThreshold": 30},
                     "livenessProbe": mongo_probe(period=20, timeout=10, initial_delay=0),
                     "readinessProbe": mongo_probe(period=10, timeout=5, initial_delay=0),
-                    "securityContext": {
-                        "allowPrivilegeEscalation": False,
-                        "capabilities": {"drop": ["ALL"]},
-                        "seccompProfile": {"type": "RuntimeDefault"},
-                    },
-                    "volumeMounts": [{"name": "data", "mountPath": "/data/db"}],
+                    "securityContext": restricted_security_context(MONGODB_UID, read_only_root=True),
+                    "volumeMounts": [{"name": "data", "mountPath": "/data/db"}, *mongo_scratch_mounts],
                 }
             ],
             # On the app's nodes: its volume then lies in a zone where the web pods, which must
@@ -228,7 +246,12 @@ class TodoApp(pulumi.ComponentResource):
         web_labels = app_labels(todo.name, "web", environment=args.environment)
         selector = {"app": todo.name}
         http_probe = {"httpGet": {"path": todo.health_path, "port": "http"}}
+        web_scratch, web_scratch_mounts = scratch_volumes("writable", todo.writable_paths)
         web_pod_spec: dict[str, Any] = {
+            # The web app talks to MongoDB, never to the Kubernetes API.
+            "automountServiceAccountToken": False,
+            "securityContext": pod_security_context(todo.run_as_user),
+            "volumes": web_scratch,
             "containers": [
                 {
                     "name": WEB_CONTAINER,
@@ -264,7 +287,8 @@ class TodoApp(pulumi.ComponentResource):
                         "failureThreshold": 3,
                     },
                     "readinessProbe": {**http_probe, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3},
-                    "securityContext": _web_security_context(todo.run_as_non_root),
+                    "securityContext": restricted_security_context(todo.run_as_user, read_only_root=True),
+                    "volumeMounts": web_scratch_mounts,
                 }
             ],
             **pod_spec_fields(todo.placement),
@@ -303,7 +327,44 @@ class TodoApp(pulumi.ComponentResource):
             provider=provider,
             labels=web_labels,
             resource_name=f"{name}-web-service",
+            exposure=todo.exposure,
         )
+
+        # --- NetworkPolicies: nothing reaches a pod of the namespace unless allowed here -----
+        deny_ingress(f"{name}-deny-ingress", namespace, self, provider)
+        allow_ingress(
+            f"{name}-web-ingress",
+            namespace,
+            policy_name="web-from-clients",
+            pods=selector,
+            # The balancer's clients (loadBalancerSourceRanges filters them at the balancer: once
+            # kube-proxy or an NLB with IP targets forwards a connection, its source is a node
+            # or the NLB, not the client), a mesh gateway, and the load test.
+            sources=[Peer.anywhere()],
+            ports=[todo.port],
+            parent=self,
+            provider=provider,
+        )
+        allow_ingress(
+            f"{name}-mongodb-ingress",
+            namespace,
+            policy_name="mongodb-from-web",
+            pods=mongo_selector,
+            sources=[Peer.pods(selector)],
+            ports=[MONGODB_PORT],
+            parent=self,
+            provider=provider,
+        )
+        limit_egress(
+            f"{name}-mongodb-egress",
+            namespace,
+            policy_name="mongodb-egress",
+            pods=mongo_selector,
+            destinations=args.proxy.egress,
+            parent=self,
+            provider=provider,
+        )
+        allow_proxy_ingress(f"{name}-mesh-proxy", namespace, args.proxy, parent=self, provider=provider)
 
         if scaling.enabled:
             Autoscaler(

@@ -45,11 +45,13 @@ from scaleplane_policy.engine import run_policy  # noqa: E402
 PACK_NAME = "scaleplane-policies"
 #: The Pulumi project whose stack configuration describes the stack.
 PROJECT_NAMESPACE = "scaleplane"
-#: Policy properties that default to a stack setting: property -> (policy, stack config key).
-FROM_STACK = {
-    "balancer": ("load-balancer-services", "balancer"),
-    "production": ("production-availability", "production"),
-}
+#: Policy properties that default to a stack setting: (property, policy, stack config key).
+FROM_STACK = (
+    ("balancer", "load-balancer-services", "balancer"),
+    ("production", "production-availability", "production"),
+    ("balancer", "open-load-balancers", "balancer"),
+    ("production", "open-load-balancers", "production"),
+)
 
 
 def plain(value: Any) -> Any:
@@ -93,7 +95,7 @@ def settings_for(policy: Policy, config: Mapping[str, Any]) -> PolicySettings:
     with the stack's own settings where the policy config leaves them unset."""
     problems: list[str] = []
     raw = dict(plain(config))
-    for prop, (policy_name, key) in FROM_STACK.items():
+    for prop, policy_name, key in FROM_STACK:
         if policy.name == policy_name and raw.get(prop) is None:
             value = stack_setting(key)
             if value is not None:

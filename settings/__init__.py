@@ -28,7 +28,7 @@ from settings.cluster import (
 )
 from settings.database import DatabaseSettings
 from settings.storage import StorageSettings
-from settings.traffic import IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings
+from settings.traffic import ExposureSettings, IstioSettings, LinkerdSettings, MetalLBSettings, NlbSettings, Scheme
 from settings.workloads import (
     LoadTestSettings,
     MetricsServerSettings,
@@ -149,6 +149,36 @@ class Settings:
                 f"PriorityClass '{todo.name}': give them different names"
             )
         return self
+
+    @model_validator(mode="after")
+    def _production_opens_only_the_gateway(self) -> Self:
+        if not self.production:
+            return self
+        for key, exposure in self.exposures():
+            if self.scheme_of(exposure) == "internet-facing" and not exposure.source_ranges:
+                raise ValueError(
+                    f"{NAMESPACE}:{key} is internet-facing without sourceRanges: a production stack opens "
+                    f"only the ingress gateway to the whole internet (set {key}.sourceRanges, or "
+                    f"{key}.scheme: internal)"
+                )
+        return self
+
+    def exposures(self) -> list[tuple[str, ExposureSettings]]:
+        """Every LoadBalancer Service's exposure but the Istio gateway's, by its config key."""
+        found = [("todo.exposure", self.todo.exposure)]
+        if self.minio.enabled:
+            found.append(("minio.exposure", self.minio.exposure))
+        if self.mesh == "linkerd":
+            found.append(("linkerd.exposure", self.linkerd_settings.exposure))
+        return found
+
+    def scheme_of(self, exposure: ExposureSettings) -> Scheme:
+        """The scheme an exposure gets: its own, else the balancer's default (see ExposureSettings)."""
+        if exposure.scheme is not None:
+            return exposure.scheme
+        if self.balancer == "aws-nlb" and self.nlb is not None:
+            return self.nlb.scheme
+        return "internal"
 
     @property
     def istio_settings(self) -> IstioSettings:

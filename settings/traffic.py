@@ -85,6 +85,34 @@ class MetalLBSettings:
         return self
 
 
+def _cidr(text: str) -> str:
+    try:
+        ipaddress.ip_network(text, strict=True)
+    except ValueError as error:
+        raise ValueError(f"{text!r} is not a CIDR: {error}") from None
+    return text
+
+
+#: A client address block, as spec.loadBalancerSourceRanges takes it ("203.0.113.0/24").
+Cidr = Annotated[str, AfterValidator(_cidr)]
+Scheme = Literal["internet-facing", "internal"]
+
+
+@settings
+class ExposureSettings:
+    """Who may reach one LoadBalancer Service.
+
+    `scheme` None is the balancer's default: aws-nlb takes scaleplane:nlb.scheme; cloud (the
+    in-tree AWS controller on kops) is internal; MetalLB hands out addresses of its pool, so
+    there the scheme only records what that pool is. `sourceRanges` is the Service's
+    spec.loadBalancerSourceRanges: the balancer (NLB security group, in-tree ELB security group,
+    kube-proxy for MetalLB) admits only those clients. Empty: whoever can route to it.
+    """
+
+    scheme: Optional[Scheme] = None
+    source_ranges: tuple[Cidr, ...] = ()
+
+
 @settings
 class NlbSettings:
     """AWS Network Load Balancers made by the AWS Load Balancer Controller (installed with EKS)."""
@@ -130,6 +158,8 @@ class IstioGatewaySettings:
     min_replicas: Annotated[int, Field(ge=1, le=100)] = 1
     max_replicas: Annotated[int, Field(ge=1, le=100)] = 5
     tls: GatewayTlsSettings = GatewayTlsSettings()
+    #: The gateway's balancer: a production stack's one entry point open to the internet.
+    exposure: ExposureSettings = ExposureSettings()
 
     @model_validator(mode="after")
     def _min_not_above_max(self) -> Self:
@@ -222,6 +252,8 @@ class LinkerdSettings:
     dashboard_user: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "admin"
     traefik: TraefikSettings = TraefikSettings()
     emojivoto: EmojivotoSettings = EmojivotoSettings()
+    #: The balancers of the dashboard's ingress and of emojivoto's web front.
+    exposure: ExposureSettings = ExposureSettings()
 
     @model_validator(mode="after")
     def _namespaces_are_distinct(self) -> Self:

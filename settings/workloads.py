@@ -10,6 +10,7 @@ from policy.scaleplane_policy.references import parse_image
 from policy.scaleplane_policy.values import parse_quantity
 from settings.base import ChartVersion, DnsLabel, check_replica_range, settings, shown
 from settings.placement import Placement
+from settings.traffic import ExposureSettings
 
 Replicas = Annotated[int, Field(ge=0, le=1000)]
 StorageClassName = Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")]
@@ -137,20 +138,26 @@ class TodoSettings:
     #: Deployment name; the playbook runs todo-dev on development nodes and todo-prod on production.
     name: Annotated[str, Field(pattern=r"^[a-z0-9]([-a-z0-9]{0,38}[a-z0-9])?$")] = "todo-dev"
     namespace: DnsLabel = "todo"
-    #: The web image. The default is the Helm tutorial's to-do image (HTTP on port 80, health at
-    #: "/"); point it at your Node.js build, which reads MongoDB from MONGODB_URI or MONGO_URL
-    #: (a secret connection string) or DATABASE_HOST/PORT/NAME/USER/PASSWORD.
-    image: ImageRef = "docker.io/prydonius/todo:1.0.0"
-    port: Annotated[int, Field(ge=1, le=65535)] = 80
+    #: The web image. The default is a stand-in that meets the restricted Pod Security level:
+    #: NGINX's unprivileged image (uid 101, HTTP on 8080, writes only /tmp), serving its welcome
+    #: page at "/". Point it at your Node.js build, which reads MongoDB from MONGODB_URI or
+    #: MONGO_URL (a secret connection string) or DATABASE_HOST/PORT/NAME/USER/PASSWORD.
+    image: ImageRef = "docker.io/nginxinc/nginx-unprivileged:1.26.3-alpine-slim"
+    #: The container's HTTP port: 1024 or above, which a process without capabilities may bind.
+    port: Annotated[int, Field(ge=1024, le=65535)] = 8080
     health_path: Annotated[str, Field(pattern=r"^/[^\s]*$")] = "/"
-    #: Whether the image runs as a non-root user (the default image's nginx binds port 80 as root).
-    run_as_non_root: bool = False
+    #: The non-root uid (and gid) the image's process runs as; the pod sets it explicitly.
+    run_as_user: Annotated[int, Field(ge=1, le=2_147_483_647)] = 101
+    #: The only paths the container writes (emptyDir volumes); the root filesystem is read-only.
+    writable_paths: tuple[Annotated[str, Field(pattern=r"^/[A-Za-z0-9._/-]*$")], ...] = ("/tmp",)
     #: Desired replicas when autoscaling is off (manual scaling: 1 -> 3 -> 2 in the playbook).
     replicas: Replicas = 1
     resources: Resources = Resources()
     autoscaling: AutoscalingSettings = AutoscalingSettings()
     placement: Placement = Placement()
     mongodb: MongoSettings = MongoSettings()
+    #: The web Service's balancer: scheme and client source ranges.
+    exposure: ExposureSettings = ExposureSettings()
 
     @model_validator(mode="after")
     def _replicas_within_autoscaling_range(self) -> Self:
@@ -176,6 +183,8 @@ class MinioSettings:
     storage_class: Optional[StorageClassName] = None
     resources: Resources = Resources(cpu_request="250m", memory_request="512Mi", memory_limit="1Gi")
     placement: Placement = Placement()
+    #: minio-service's balancer (the S3 API): scheme and client source ranges.
+    exposure: ExposureSettings = ExposureSettings()
 
     @model_validator(mode="after")
     def _erasure_set_size(self) -> Self:

@@ -297,6 +297,18 @@ def test_expect_no_changes(use, capsys) -> None:
     assert run("preview", "--stack", "dev") == automation.EXIT_OK
 
 
+def test_preview_refresh_reads_the_live_resources_first(use, capsys) -> None:
+    stack = use(FakeStack("dev", plan=[Step("same", DEPLOYMENT, "todo-node")]))
+    assert run("preview", "--stack", "dev", "--refresh", "--expect-no-changes") == automation.EXIT_OK
+    assert run("preview", "--stack", "dev") == automation.EXIT_OK
+    refreshed, plain = stack.calls_to("preview")
+    assert refreshed.get("refresh") is True
+    assert "refresh" not in plain
+    # `up` keeps its own preview plain: --refresh is a preview flag only.
+    with pytest.raises(SystemExit):
+        run("up", "--stack", "dev", "--refresh")
+
+
 def test_refresh_counts_drift_and_can_expect_none(use, capsys) -> None:
     drift = [
         Step("same", DEPLOYMENT, "todo-node"),

@@ -95,7 +95,13 @@ def test_the_crds_are_left_out_where_the_cluster_has_them() -> None:
 
 def test_every_container_requests_resources_and_has_both_probes(plan: mockrun.PlanResult) -> None:
     resources = [{"type": r.type, "name": r.name, "urn": r.urn, "props": r.inputs} for r in plan.resources]
-    config = {"all": "mandatory", "container-security": "disabled", "production-availability": "disabled"}
+    # Resources and probes only: Pod Security and NetworkPolicies are the security tests' (test_security).
+    config = {
+        "all": "mandatory",
+        "container-security": "disabled",
+        "production-availability": "disabled",
+        "network-policies": "disabled",
+    }
     assert [v.message for v in evaluate(resources, config)] == []
     containers = pod_spec(plan, "StatefulSet")["containers"]
     assert [c["name"] for c in containers] == [

@@ -40,6 +40,8 @@ def test_every_policy_has_its_documented_default_level():
         "load-balancer-services": "advisory",
         "probe-timings": "advisory",
         "container-security": "advisory",
+        "network-policies": "advisory",
+        "open-load-balancers": "advisory",
         "helm-chart-versions": "advisory",
     }
 

@@ -127,7 +127,14 @@ CASES = {
         "is not an exact version",
         helm("Release", "ms", "metrics-server", "3.13.1"),
     ),
+    "open-load-balancers": (
+        service(annotations={"service.beta.kubernetes.io/aws-load-balancer-scheme": "internet-facing"}),
+        "internet-facing balancer without loadBalancerSourceRanges",
+        service(annotations={"service.beta.kubernetes.io/aws-load-balancer-scheme": "internal"}),
+    ),
 }
+#: Policy properties a case needs (the engine's config for that policy).
+CASE_CONFIG = {"open-load-balancers": {"production": True}}
 
 
 def test_every_resource_policy_has_a_case():
@@ -138,9 +145,9 @@ def test_every_resource_policy_has_a_case():
 def test_each_resource_policy_reports_through_report_violation(pack, name):
     policy = {p.name: p for p in pack["build_policies"]()}[name]
     failing, expected, passing = CASES[name]
-    [(message, urn)] = run_resource_policy(policy, failing)
+    [(message, urn)] = run_resource_policy(policy, failing, CASE_CONFIG.get(name))
     assert expected in message and urn is None
-    assert run_resource_policy(policy, passing) == []
+    assert run_resource_policy(policy, passing, CASE_CONFIG.get(name)) == []
 
 
 def test_numbers_arrive_as_floats_and_still_count_as_integers(pack):

@@ -20,11 +20,12 @@ from traffic_support import (
 )
 
 import settings
-from components.balancer import AWS_NLB_ANNOTATIONS, Balancer, Port, nlb_target_type
+from components.balancer import AWS_NLB_ANNOTATIONS, AWS_NLB_SCHEME, Balancer, Port, nlb_target_type
 from components.balancer.metallb import MetalLB, MetalLBArgs
 from deploy import mockrun
 from deploy import validate as schema
 from deploy.project import stack_config
+from settings.traffic import ExposureSettings
 
 #: Value paths set that the pinned values.yaml does not list, each with its reason. None so far:
 #: every path we set is in the chart's values.yaml.
@@ -168,12 +169,32 @@ def test_nlb_scheme_is_checked() -> None:
         Balancer.aws_nlb("public")  # type: ignore[arg-type]
 
 
-def test_cloud_services_are_plain_load_balancers() -> None:
+def test_cloud_services_are_internal_load_balancers_by_default() -> None:
     plan = run_on_cluster(lambda provider: expose_minio(Balancer.cloud(), provider))
     service = named(plan, "minio-service")
-    assert service.inputs["metadata"]["annotations"] == {}
+    # The in-tree AWS controller would otherwise make an internet-facing balancer.
+    assert service.inputs["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true"
+    }
     assert service.inputs["spec"]["type"] == "LoadBalancer"
+    assert "loadBalancerSourceRanges" not in service.inputs["spec"]
     assert service.dependencies == []
+
+
+def test_an_exposure_sets_the_scheme_and_source_ranges() -> None:
+    open_to_office = ExposureSettings(scheme="internet-facing", source_ranges=("203.0.113.0/24",))
+    cloud = Balancer.cloud()
+    assert cloud.service_annotations(open_to_office) == {}
+    assert cloud.service_spec({"app": "x"}, [Port("http", 80, 8080)], open_to_office)["loadBalancerSourceRanges"] == [
+        "203.0.113.0/24"
+    ]
+    nlb = Balancer.aws_nlb("internet-facing")
+    assert nlb.service_annotations(ExposureSettings(scheme="internal"))[AWS_NLB_SCHEME] == "internal"
+    assert nlb.service_annotations()[AWS_NLB_SCHEME] == "internet-facing"
+    # A balancer bound to an exposure applies it to Services exposed without their own.
+    bound = nlb.exposed_as(ExposureSettings(source_ranges=("198.51.100.7/32",)))
+    assert bound.service_spec({"app": "x"}, [Port("http", 80, 80)])["loadBalancerSourceRanges"] == ["198.51.100.7/32"]
+    assert bound.scheme_for() == "internet-facing"
 
 
 def test_service_annotations_are_a_fresh_copy() -> None:

@@ -97,10 +97,14 @@ def test_every_load_balancer_service_goes_through_the_balancer(
         scheme = annotations.get("service.beta.kubernetes.io/aws-load-balancer-scheme")
         if balancer == "aws-nlb":
             assert annotations.get("service.beta.kubernetes.io/aws-load-balancer-type") == "external", service.name
-            assert scheme == ("internal" if stack == "staging" else "internet-facing"), service.name
+            # prod: the Istio gateway is the one internet-facing balancer; the rest are internal.
+            gateway = service.inputs["metadata"]["name"] == "istio-ingressgateway"
+            assert scheme == ("internet-facing" if stack == "prod" and gateway else "internal"), service.name
             assert service.inputs["spec"].get("loadBalancerClass") == "service.k8s.aws/nlb", service.name
         else:
             assert scheme is None, service.name
+        if balancer == "cloud":
+            assert annotations.get("service.beta.kubernetes.io/aws-load-balancer-internal") == "true", service.name
         if balancer == "metallb":
             pool = next(r for r in plan.resources if r.type == "kubernetes:metallb.io/v1beta1:IPAddressPool")
             assert pool.urn in service.dependencies, f"{service.name} does not wait for the address pool"

@@ -12,6 +12,7 @@ components.kube.load_balancer_url): unknown during preview, never invented.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
@@ -22,8 +23,18 @@ import pulumi_kubernetes as k8s
 from components.balancer.metallb import MetalLB, MetalLBArgs
 from components.kube import MANAGED_BY, child_opts, load_balancer_host, load_balancer_url
 from settings import Settings
+from settings.traffic import ExposureSettings
 
-__all__ = ["AWS_NLB_ANNOTATIONS", "AWS_NLB_CLASS", "Balancer", "Exposed", "Port", "balancer_for", "load_balancer_host"]
+__all__ = [
+    "AWS_NLB_ANNOTATIONS",
+    "AWS_NLB_CLASS",
+    "Balancer",
+    "Exposed",
+    "ExposureSettings",
+    "Port",
+    "balancer_for",
+    "load_balancer_host",
+]
 
 #: Annotations that hand a Service to the AWS Load Balancer Controller as an NLB with IP targets
 #: (the scheme is added per stack). "external" keeps the legacy in-tree controller off it.
@@ -33,6 +44,8 @@ AWS_NLB_ANNOTATIONS = {
 }
 AWS_NLB_TARGET_TYPE = "service.beta.kubernetes.io/aws-load-balancer-nlb-target-type"
 AWS_NLB_SCHEME = "service.beta.kubernetes.io/aws-load-balancer-scheme"
+#: The in-tree AWS cloud controller (kops' `cloud` balancer) makes an internal ELB/NLB with this.
+AWS_INTERNAL = "service.beta.kubernetes.io/aws-load-balancer-internal"
 #: The AWS Load Balancer Controller's default class. Stated on the Service because the
 #: controller's mutating webhook sets it on create anyway: declared here, what Pulumi applies
 #: matches the live object (the field is immutable), and no other balancer ever picks the
@@ -80,6 +93,8 @@ class Balancer:
     load_balancer_class: Optional[str] = None
     #: Exposed Services depend on these (MetalLB's address pool must exist to hand out an IP).
     ready: Sequence[pulumi.Resource] = ()
+    #: Who may reach a Service exposed without an exposure of its own (see `exposed_as`).
+    exposure: ExposureSettings = ExposureSettings()
 
     @classmethod
     def cloud(cls) -> Balancer:
@@ -116,12 +131,39 @@ class Balancer:
         """Addresses from a MetalLB pool; Services wait until the pool and its advertisement exist."""
         return cls(kind="metallb", load_balancer_class=metallb.load_balancer_class, ready=metallb.ready)
 
-    def service_annotations(self) -> dict[str, str]:
-        """Annotations an exposed Service carries (a fresh dict, safe to extend)."""
-        return dict(self.annotations)
+    def exposed_as(self, exposure: ExposureSettings) -> Balancer:
+        """This balancer, exposing Services as `exposure` says unless they bring their own."""
+        return dataclasses.replace(self, exposure=exposure)
 
-    def service_spec(self, selector: Mapping[str, str], ports: Sequence[Port]) -> dict[str, Any]:
-        """The spec of a LoadBalancer Service behind this balancer."""
+    def scheme_for(self, exposure: Optional[ExposureSettings] = None) -> Optional[str]:
+        """internet-facing or internal: the exposure's own scheme, else this balancer's default.
+
+        aws-nlb: the stack's nlb.scheme; cloud: internal (the in-tree controller would make an
+        internet-facing one); MetalLB: None, the pool's addresses decide.
+        """
+        chosen = (exposure or self.exposure).scheme
+        if chosen is not None:
+            return chosen
+        if self.kind == "aws-nlb":
+            return self.annotations.get(AWS_NLB_SCHEME)
+        if self.kind == "cloud":
+            return "internal"
+        return None
+
+    def service_annotations(self, exposure: Optional[ExposureSettings] = None) -> dict[str, str]:
+        """Annotations an exposed Service carries (a fresh dict, safe to extend)."""
+        annotations = dict(self.annotations)
+        scheme = self.scheme_for(exposure)
+        if self.kind == "aws-nlb" and scheme is not None:
+            annotations[AWS_NLB_SCHEME] = scheme
+        elif self.kind == "cloud" and scheme == "internal":
+            annotations[AWS_INTERNAL] = "true"
+        return annotations
+
+    def service_spec(
+        self, selector: Mapping[str, str], ports: Sequence[Port], exposure: Optional[ExposureSettings] = None
+    ) -> dict[str, Any]:
+        """The spec of a LoadBalancer Service behind this balancer, open to the exposure's source ranges."""
         spec: dict[str, Any] = {
             "type": "LoadBalancer",
             "selector": dict(selector),
@@ -129,6 +171,9 @@ class Balancer:
         }
         if self.load_balancer_class:
             spec["loadBalancerClass"] = self.load_balancer_class
+        source_ranges = (exposure or self.exposure).source_ranges
+        if source_ranges:
+            spec["loadBalancerSourceRanges"] = list(source_ranges)
         return spec
 
     def expose(
@@ -148,12 +193,14 @@ class Balancer:
         annotations: Optional[Mapping[str, str]] = None,
         resource_name: Optional[str] = None,
         depends_on: Sequence[pulumi.Resource] = (),
+        exposure: Optional[ExposureSettings] = None,
     ) -> Exposed:
         """A LoadBalancer Service `name` in `namespace` sending `port` to `target_port` of `selector`'s pods.
 
         The URL is `scheme://<address>:port`. `annotations` are added to the balancer's own (an
         NLB listener's TLS certificate, say). `depends_on` names what must exist first (the
-        namespace's owner); the balancer's own readiness is added here.
+        namespace's owner); the balancer's own readiness is added here. `exposure`: who may reach
+        it (the balancer's own `exposure` when None): its scheme and loadBalancerSourceRanges.
         """
         if not selector:
             raise ValueError(f"expose({name!r}): selector must not be empty (it would select every pod)")
@@ -166,9 +213,9 @@ class Balancer:
                 "name": name,
                 "namespace": namespace,
                 "labels": {**MANAGED_BY, **(labels or {})},
-                "annotations": {**self.service_annotations(), **(annotations or {})},
+                "annotations": {**self.service_annotations(exposure), **(annotations or {})},
             },
-            spec=self.service_spec(selector, ports),
+            spec=self.service_spec(selector, ports, exposure),
             opts=child_opts(parent, provider, depends_on=[*self.ready, *depends_on]),
         )
         return Exposed(service=service, url=load_balancer_url(service, scheme, port), host=load_balancer_host(service))

@@ -15,6 +15,7 @@ from components.mesh.emojivoto import EmojivotoArgs
 from components.mesh.flows import Flow
 from components.mesh.istio import GatewayTls, IstioMesh, IstioMeshArgs
 from components.mesh.linkerd import CertificateValidity, LinkerdMesh, LinkerdMeshArgs
+from components.network import NO_PROXY, ProxyTraffic
 from settings import Settings
 
 __all__ = ["Flow", "IstioMesh", "LinkerdMesh", "Mesh", "NoMesh", "application_flows", "mesh_for"]
@@ -35,6 +36,10 @@ class NoMesh:
     @staticmethod
     def namespace_annotations() -> dict[str, str]:
         return {}
+
+    @staticmethod
+    def proxy_traffic() -> ProxyTraffic:
+        return NO_PROXY
 
 
 Mesh = Union[IstioMesh, LinkerdMesh, NoMesh]
@@ -67,7 +72,7 @@ def mesh_for(
                 production=settings.production,
             ),
             provider,
-            balancer,
+            balancer.exposed_as(istio.gateway.exposure),
             opts,
         )
     if settings.mesh == "linkerd":
@@ -94,7 +99,7 @@ def mesh_for(
                 emojivoto=EmojivotoArgs(namespace=demo.namespace, version=demo.version) if demo.enabled else None,
             ),
             provider,
-            balancer,
+            balancer.exposed_as(linkerd.exposure),
             opts,
         )
     return NoMesh()

@@ -13,7 +13,7 @@ from components.balancer import Balancer, Port
 from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, given, http_probe
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
-from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
+from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -26,6 +26,8 @@ GATEWAY_NAME = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"app": GATEWAY_NAME, "istio": "ingressgateway"}
 HTTP_PORT = 80
 HTTPS_PORT = 443
+#: A sidecar's HBONE tunnel port (inbound mTLS tunnel).
+SIDECAR_TUNNEL_PORT = 15008
 #: Where the gateway listens for HTTPS the NLB has already decrypted (certificateArn): a port
 #: of its own, so port 80 can redirect every request to HTTPS without looping.
 TLS_TERMINATED_PORT = 8443
@@ -123,6 +125,7 @@ class IstioMesh(pulumi.ComponentResource):
         super().__init__("scaleplane:mesh:IstioMesh", name, None, opts)
         self._name = name
         self._provider = provider
+        self._namespace = args.namespace
         self._args = args
         repository = {"repo": CHART_REPOSITORY}
 
@@ -428,6 +431,19 @@ class IstioMesh(pulumi.ComponentResource):
     def namespace_annotations() -> dict[str, str]:
         """Istio needs no namespace annotations (injection is a label)."""
         return {}
+
+    def proxy_traffic(self) -> ProxyTraffic:
+        """What a sidecar needs from NetworkPolicies: its tunnel port in, istiod out.
+
+        Sidecar-to-sidecar mTLS arrives on the application's own port (the client dials the
+        Service's target port), so those rules stay the application's. 15090 (Prometheus stats)
+        has no scraper in this stack, and kubelet probes (rewritten to 15020/15021) are not
+        subject to NetworkPolicy.
+        """
+        return ProxyTraffic(
+            ingress=((Peer.anywhere(), (SIDECAR_TUNNEL_PORT,)),),
+            egress=((Peer.namespace_of(self._namespace), (XDS_TLS_PORT,)),),
+        )
 
     def route_http(
         self,

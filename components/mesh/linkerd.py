@@ -20,7 +20,7 @@ from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 from components.mesh.flows import EVERY_NETWORK, Flow
-from components.network import API_SERVER, Peer, allow_ingress, deny_ingress
+from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
 POLICY_GROUP = "policy.linkerd.io"
@@ -63,6 +63,11 @@ CNI_RESOURCES = _resources("50m", "32Mi", "128Mi")
 #: Key usages of a CA that signs certificates (and revocation lists) and nothing else.
 CA_USES = ["cert_signing", "crl_signing"]
 DASHBOARD_SERVICE = "web"
+#: The proxy's inbound port (meshed clients may dial it directly) and its admin port (metrics,
+#: scraped by linkerd-viz's Prometheus); the control plane's identity, destination and policy ports.
+PROXY_INBOUND_PORT = 4143
+PROXY_ADMIN_PORT = 4191
+CONTROL_PLANE_PORTS = (8080, 8086, 8090)
 DASHBOARD_PORT = 8084
 #: The viz web container listens where its Service points.
 DASHBOARD_CONTAINER_PORT = 8084
@@ -158,6 +163,8 @@ class LinkerdMesh(pulumi.ComponentResource):
     ):
         self.validate(args)
         super().__init__("scaleplane:mesh:LinkerdMesh", name, None, opts)
+        self._namespace = args.namespace
+        self._viz_namespace = args.viz_namespace
         self._name = name
         self._provider = provider
         #: Traefik's namespace: the identity `from_ingress` flows admit.
@@ -779,6 +786,17 @@ class LinkerdMesh(pulumi.ComponentResource):
     def namespace_annotations() -> dict[str, str]:
         """Annotations a meshed namespace carries: injection, and an authenticated default policy."""
         return dict(INJECT_ANNOTATIONS)
+
+    def proxy_traffic(self) -> ProxyTraffic:
+        """What a linkerd-proxy needs from NetworkPolicies: inbound from meshed clients, its admin
+        port from viz's Prometheus, and the control plane (identity, destination, policy) out."""
+        return ProxyTraffic(
+            ingress=(
+                (Peer.anywhere(), (PROXY_INBOUND_PORT,)),
+                (Peer.namespace_of(self._viz_namespace), (PROXY_ADMIN_PORT,)),
+            ),
+            egress=((Peer.namespace_of(self._namespace), CONTROL_PLANE_PORTS),),
+        )
 
 
 def dashboard_host_regexp(viz_namespace: str, external_host: Optional[str] = None) -> str:

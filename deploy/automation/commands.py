@@ -40,11 +40,15 @@ class RunOptions:
     color: str = "auto"
     diff: bool = False
     message: Optional[str] = None
+    #: preview only: refresh the state from the live resources first (`pulumi preview --refresh`).
+    refresh: bool = False
 
     def kwargs(self) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"color": self.color}
         if self.diff:
             kwargs["diff"] = True
+        if self.refresh:
+            kwargs["refresh"] = True
         if self.message:
             kwargs["message"] = self.message
         return kwargs
@@ -183,7 +187,7 @@ def handle(args: argparse.Namespace) -> int:
     """Run one command; print the summary (and JSON with --json); return the exit code."""
     progress: TextIO = sys.stderr if args.json else sys.stdout
     report = Report(command=args.command, stack=args.stack, planned=args.command == "preview")
-    options = RunOptions(color=args.color, diff=args.diff, message=args.message)
+    options = RunOptions(color=args.color, diff=args.diff, message=args.message, refresh=args.refresh)
     try:
         code = _dispatch(args, report, progress, options)
     except DriverError as err:
@@ -236,6 +240,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
             allow_destroy_production=False,
             diff=False,
             message=None,
+            refresh=False,
         )
         parser.add_argument(
             "--stack",
@@ -264,6 +269,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         if command in ("preview", "refresh"):
             parser.add_argument(
                 "--expect-no-changes", action="store_true", help=f"exit {EXIT_CHANGES_PENDING} when there are changes"
+            )
+        if command == "preview":
+            parser.add_argument(
+                "--refresh",
+                action="store_true",
+                help="read the live resources first, so drift made outside Pulumi shows as changes (drift checks); "
+                "the backend's state is not written",
             )
         if command == "up":
             parser.add_argument(

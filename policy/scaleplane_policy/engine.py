@@ -38,6 +38,8 @@ def validate_config(
     for policy, prop, value in (
         ("load-balancer-services", "balancer", balancer),
         ("production-availability", "production", production or None),
+        ("open-load-balancers", "balancer", balancer),
+        ("open-load-balancers", "production", production or None),
     ):
         settings = policies[policy]
         if value is not None and settings.options.get(prop) is None:

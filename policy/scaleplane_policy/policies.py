@@ -12,6 +12,7 @@ from .rules.autoscaling import check_hpa_targets
 from .rules.availability import check_availability
 from .rules.helm import check_chart_versions
 from .rules.images import check_image_tags
+from .rules.network import check_network_policies, check_open_load_balancers
 from .rules.probes import check_probe_timings, check_probes
 from .rules.resources import check_cpu_requests, check_memory
 from .rules.security import check_container_security
@@ -159,6 +160,34 @@ POLICIES: tuple[Policy, ...] = (
             "requireRunAsNonRoot": _boolean(
                 True, "Flag containers that may run as root because nothing sets runAsNonRoot or a runAsUser."
             )
+        },
+    ),
+    Policy(
+        "network-policies",
+        "Every workload's pods are selected by an ingress NetworkPolicy of their namespace.",
+        "advisory",
+        "stack",
+        check_network_policies,
+        {},
+    ),
+    Policy(
+        "open-load-balancers",
+        "In production, an internet-facing LoadBalancer Service sets loadBalancerSourceRanges "
+        "(the ingress gateway, the one world-open entry point, goes in exemptResources).",
+        "advisory",
+        "resource",
+        check_open_load_balancers,
+        {
+            # No defaults: when unset, policy/__main__.py reads the stack's own settings.
+            "production": {
+                "type": "boolean",
+                "description": "Whether this stack is a production one (the rule applies only then).",
+            },
+            "balancer": {
+                "type": "string",
+                "enum": list(BALANCERS),
+                "description": "The stack's balancer: metallb, aws-nlb, cloud or none.",
+            },
         },
     ),
     Policy(
