@@ -24,8 +24,6 @@ ENFORCE = "pod-security.kubernetes.io/enforce"
 #: Application namespaces whose pod templates must meet restricted whatever their namespace
 #: enforces (a mesh without its CNI plugin still needs privileged for the injected init container).
 APPLICATION_NAMESPACES = ("todo", "minio")
-#: Namespaces other areas secure; each is listed until its owner's NetworkPolicies land.
-OTHERS = {"percona": "bluegreen (issue 10)", "emojivoto": "mesh (issue 11, components/mesh)"}
 
 
 def _objects(plan: mockrun.PlanResult) -> list[KubeObject]:
@@ -74,8 +72,8 @@ def test_application_pod_templates_meet_restricted(stack_plan: mockrun.PlanResul
 
 
 def test_every_pod_is_selected_by_a_network_policy_of_its_namespace(stack_plan: mockrun.PlanResult) -> None:
-    uncovered = {obj.namespace for obj, _ in check_network_policies(_objects(stack_plan), {})}
-    assert uncovered <= set(OTHERS), f"pods outside every NetworkPolicy in {sorted(uncovered - set(OTHERS))}"
+    uncovered = [obj.describe() for obj, _ in check_network_policies(_objects(stack_plan), {})]
+    assert uncovered == [], f"pods outside every NetworkPolicy of their namespace: {uncovered}"
 
 
 def test_data_stores_reach_only_dns_their_peers_and_the_mesh(stack_plan: mockrun.PlanResult) -> None:
