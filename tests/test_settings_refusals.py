@@ -302,3 +302,11 @@ def test_volume_sizes_fit_the_ebs_type_behind_their_class() -> None:
     io2 = {"existingStorageClass": None, "ebs": {"volumeType": "io2"}}
     assert accepted("prod", database={"storageSize": "60Ti"}, storage=io2).database is not None
     assert accepted("local", minio={"storageSize": "20Ti"}).minio.storage_size == "20Ti"  # not EBS: 64Ti bound only
+
+
+def test_the_storage_classes_settings_credit_to_eks_are_the_ones_its_cluster_creates() -> None:
+    from deploy import mockrun
+
+    plan = mockrun.run_stack("prod")
+    created = {r.inputs["metadata"]["name"] for r in plan.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    assert set(checks.CLUSTER_STORAGE_CLASSES["eks"]) <= created
