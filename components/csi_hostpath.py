@@ -30,7 +30,14 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import MANAGED_BY, app_labels, child_opts, namespace, restricted_security_context
+from components.kube import (
+    MANAGED_BY,
+    accepted_findings,
+    app_labels,
+    child_opts,
+    namespace,
+    restricted_security_context,
+)
 from components.network import API_SERVER, deny_ingress, limit_egress
 from settings.storage import CsiHostPathSettings
 
@@ -410,7 +417,16 @@ class CsiHostPath(pulumi.ComponentResource):
         plugin_rbac = self._plugin_rbac(name, spec, plugin_ns, provider)
         self.plugin = k8s.apps.v1.StatefulSet(
             f"{name}-plugin",
-            metadata={"name": PLUGIN_NAME, "namespace": plugin_ns.metadata["name"], "labels": PLUGIN_LABELS},
+            metadata={
+                "name": PLUGIN_NAME,
+                "namespace": plugin_ns.metadata["name"],
+                "labels": PLUGIN_LABELS,
+                "annotations": accepted_findings(
+                    CKV_K8S_23="the hostpath driver mounts volumes into the kubelet's pod directory (privileged, root)",
+                    CKV_K8S_29="its sidecars carry container securityContexts; the driver container is privileged",
+                    CKV_K8S_38="the CSI sidecars (provisioner, snapshotter, resizer, attacher) call the Kubernetes API",
+                ),
+            },
             spec={
                 "serviceName": PLUGIN_NAME,
                 # One replica: the driver keeps volumes on the node its pod runs on.
@@ -427,6 +443,9 @@ class CsiHostPath(pulumi.ComponentResource):
                 "name": CONTROLLER_NAME,
                 "namespace": controller_ns.metadata["name"],
                 "labels": CONTROLLER_LABELS,
+                "annotations": accepted_findings(
+                    CKV_K8S_38="the snapshot controller watches and updates VolumeSnapshots through the Kubernetes API"
+                ),
             },
             spec={
                 "replicas": 1,

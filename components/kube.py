@@ -56,6 +56,12 @@ def restricted_security_context(user: int = 10001, read_only_root: bool = True) 
     }
 
 
+def accepted_findings(**reasons: str) -> dict[str, str]:
+    """Annotations recording a static-analysis finding accepted on purpose, with its reason
+    (checkov reads `checkov.io/skipN: <check>=<reason>`): the exception and why stand on the object."""
+    return {f"checkov.io/skip{index}": f"{check}={reason}" for index, (check, reason) in enumerate(reasons.items(), 1)}
+
+
 def child_opts(
     parent: pulumi.Resource,
     provider: Optional[pulumi.ProviderResource],

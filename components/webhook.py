@@ -37,7 +37,7 @@ from typing import Any, Optional
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.kube import MANAGED_BY, app_labels, child_opts, restricted_security_context
+from components.kube import MANAGED_BY, accepted_findings, app_labels, child_opts, restricted_security_context
 
 #: registry.k8s.io's kubectl image (published with every Kubernetes release since 1.28; since
 #: kubernetes/kubernetes#119592 it is built on debian-base, so bash and sleep are there). A
@@ -215,7 +215,14 @@ class WebhookReady(pulumi.ComponentResource):
         )
         self.job = k8s.batch.v1.Job(
             f"{name}-job",
-            metadata={"name": args.job_name, "namespace": args.namespace, "labels": labels},
+            metadata={
+                "name": args.job_name,
+                "namespace": args.namespace,
+                "labels": labels,
+                "annotations": accepted_findings(
+                    CKV_K8S_38="the Job calls the Kubernetes API (kubectl create --dry-run=server)"
+                ),
+            },
             spec=self.job_spec(args, labels, files),
             opts=child_opts(
                 self,

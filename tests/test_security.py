@@ -283,3 +283,24 @@ def test_the_pss_checker_catches_what_the_old_web_container_did() -> None:
         "containers": [{"name": "speaker", "securityContext": {"capabilities": {"add": ["NET_RAW", "NET_ADMIN"]}}}],
     }
     assert pss.violations(host, "baseline") == ["hostNetwork: true", "speaker: adds ['NET_ADMIN', 'NET_RAW']"]
+
+
+def test_accepted_static_analysis_findings_name_their_check_and_reason(
+    stack_plans: dict[str, mockrun.PlanResult],
+) -> None:
+    """Where a pod must keep what checkov flags (an API token, a privileged CSI driver), the object
+    says so with the check and the reason, and only for checks this project measures."""
+    measured = {"CKV2_K8S_6", "CKV_K8S_23", "CKV_K8S_25", "CKV_K8S_29", "CKV_K8S_38"}
+    seen = set()
+    for plan in stack_plans.values():
+        for resource in plan.resources:
+            if not resource.is_kubernetes_object:
+                continue
+            annotations = (resource.inputs.get("metadata") or {}).get("annotations") or {}
+            for key, value in annotations.items():
+                if key.startswith("checkov.io/skip"):
+                    check, _, reason = value.partition("=")
+                    assert check in measured and len(reason) > 20, f"{resource.name}: {key}: {value}"
+                    seen.add((resource.inputs["kind"], resource.inputs["metadata"]["name"], check))
+    assert ("Job", "metallb-webhook-ready", "CKV_K8S_38") in seen
+    assert ("StatefulSet", "csi-hostpathplugin", "CKV_K8S_23") in seen
