@@ -89,12 +89,9 @@ if config.minio.enabled:
     if isinstance(mesh, IstioMesh):
         mesh.route_http("minio", namespace=config.minio.namespace, port=9000, depends_on=[minio])
 
-# Zero trust inside the mesh: each application port admits exactly the clients it needs
-# (Linkerd's Server/AuthorizationPolicy objects; Istio's follow once the offline plan can list the
-# security.istio.io objects it has no pinned CRD for).
-if isinstance(mesh, LinkerdMesh):
-    for flow in application_flows(config):
-        mesh.authorize(flow, depends_on=[todo, *([minio] if minio is not None else [])])
+# Zero trust inside the mesh: each application port admits exactly the clients it needs.
+for flow in application_flows(config):
+    mesh.authorize(flow, depends_on=[todo, *([minio] if minio is not None else [])])
 
 if config.load_test.enabled:
     LoadTest(

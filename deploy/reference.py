@@ -56,6 +56,8 @@ class Entry:
     #: For an extracted CRD: the sha256 of the whole upstream file, and the CRD's metadata.name.
     source_sha256: Optional[str] = None
     crd: Optional[str] = None
+    #: Pinned upstream, but not (yet) in the shared reference set: only the cache or its url has it.
+    beyond_reference_set: bool = False
 
 
 @functools.cache
@@ -70,6 +72,7 @@ def manifest(path: Path = MANIFEST_PATH) -> dict[str, Entry]:
             sha256=fields["sha256"],
             source_sha256=fields.get("sourceSha256"),
             crd=extract.get("crd"),
+            beyond_reference_set=bool(fields.get("beyondReferenceSet", False)),
         )
     return entries
 
@@ -239,6 +242,8 @@ def check(project_dir: Optional[Path] = None) -> tuple[str, list[str]]:
     if found is not None:
         for entry in entries.values():
             path = found / entry.file
+            if entry.beyond_reference_set:
+                continue  # not the reference set's to hold: the cache or upstream has it
             if not path.is_file():
                 problems.append(f"{entry.file}: missing from the reference set {found}")
             elif sha256(path.read_bytes()) != entry.sha256:

@@ -152,25 +152,37 @@ def test_nlb_services_wait_for_the_aws_load_balancer_controller(
         assert controller.urn in service.dependencies, f"{service.name}: only the controller serves its class"
 
 
-@pytest.mark.parametrize("stack", ["local", "dev"])
-def test_linkerd_stacks_run_zero_trust_for_the_applications(
-    previews: dict[str, mockrun.PlanResult], stack: str
-) -> None:
+@pytest.mark.parametrize("stack", STACKS)
+def test_meshes_run_zero_trust_for_the_applications(previews: dict[str, mockrun.PlanResult], stack: str) -> None:
     plan = previews[stack]
     namespaces = {
         r.inputs["metadata"]["name"]: r.inputs["metadata"]
         for r in plan.resources
         if r.inputs.get("kind") == "Namespace"
     }
-    for app in ("todo", "minio"):
-        annotations = namespaces[app].get("annotations", {})
-        assert annotations["config.linkerd.io/default-inbound-policy"] == "all-authenticated", app
-    policies = {
-        (r.inputs["metadata"]["namespace"], r.inputs["spec"]["targetRef"]["name"])
-        for r in plan.resources
-        if r.inputs.get("kind") == "AuthorizationPolicy"
-    }
-    assert {("todo", "todo-web"), ("todo", "mongodb"), ("minio", "minio-api")} <= policies
+    custom = [
+        r.inputs for r in plan.resources if r.type.startswith("kubernetes:") and "/" in r.inputs.get("apiVersion", "")
+    ]
+    if plan.outputs["mesh"] == "istio":
+        strict = [c for c in custom if c["kind"] == "PeerAuthentication" and c["metadata"]["name"] == "default"]
+        assert [(c["metadata"]["namespace"], c["spec"]) for c in strict] == [
+            ("istio-system", {"mtls": {"mode": "STRICT"}})
+        ]
+        policies = {
+            (c["metadata"]["namespace"], c["metadata"]["name"]) for c in custom if c["kind"] == "AuthorizationPolicy"
+        }
+        expected = "policy.istio"
+    else:
+        for app in ("todo", "minio"):
+            annotations = namespaces[app].get("annotations", {})
+            assert annotations["config.linkerd.io/default-inbound-policy"] == "all-authenticated", app
+        policies = {
+            (c["metadata"]["namespace"], c["spec"]["targetRef"]["name"])
+            for c in custom
+            if c["kind"] == "AuthorizationPolicy"
+        }
+        expected = "policy.linkerd"
+    assert {("todo", "todo-web"), ("todo", "mongodb"), ("minio", "minio-api")} <= policies, expected
 
 
 @pytest.mark.parametrize("stack", STACKS)

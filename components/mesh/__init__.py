@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
@@ -40,6 +41,11 @@ class NoMesh:
     @staticmethod
     def proxy_traffic() -> ProxyTraffic:
         return NO_PROXY
+
+    @staticmethod
+    def authorize(flow: Flow, depends_on: Sequence[pulumi.Resource] = ()) -> list[pulumi.Resource]:
+        """Without a mesh there is nothing to authorize (NetworkPolicies still apply)."""
+        return []
 
 
 Mesh = Union[IstioMesh, LinkerdMesh, NoMesh]

@@ -13,6 +13,7 @@ from components.balancer import Balancer, Port
 from components.chart_workloads import ChartContainer, ChartRelease, ChartWorkload, declares, given, http_probe
 from components.kube import MANAGED_BY, PodSecurityLevel, child_opts, namespace
 from components.mesh.certificates import self_signed_tls_secret
+from components.mesh.flows import Flow
 from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
 
@@ -25,6 +26,8 @@ CRDS_URL = "https://raw.githubusercontent.com/istio/istio/{version}/manifests/ch
 #: Gateway resources select on (`istio: ingressgateway`).
 GATEWAY_NAME = "istio-ingressgateway"
 GATEWAY_SELECTOR = {"app": GATEWAY_NAME, "istio": "ingressgateway"}
+#: The gateway's service account (the chart names it after the release): its mTLS principal.
+GATEWAY_SERVICE_ACCOUNT = GATEWAY_NAME
 HTTP_PORT = 80
 HTTPS_PORT = 443
 #: A sidecar's HBONE tunnel port (inbound mTLS tunnel).
@@ -91,13 +94,17 @@ class IstioMeshArgs:
     cni_namespace: str = "istio-cni"
     #: A production stack warns when its gateway serves a self-signed certificate.
     production: bool = False
+    #: Identity trust domain (the mesh's default).
+    trust_domain: str = "cluster.local"
 
 
 class IstioMesh(pulumi.ComponentResource):
     """Istio base (CRDs and validation), istiod (control plane), the CNI node agent, then the gateway.
 
-    The Istio CNI plugin sets up each pod's traffic redirection, so injected pods carry no
-    NET_ADMIN init container.
+    Zero trust by default: mutual TLS is STRICT mesh-wide (a PeerAuthentication in the root
+    namespace) and a root-namespace AuthorizationPolicy with no rules allows nothing, so a meshed
+    workload accepts only what `authorize()` lets in. The Istio CNI plugin sets up each pod's
+    traffic redirection, so injected pods carry no NET_ADMIN init container.
 
     The gateway's LoadBalancer Service is made by the stack's `Balancer` (so it carries the
     NLB/MetalLB settings like every other exposed Service) and `ingress_host` is its address. It
@@ -224,6 +231,22 @@ class IstioMesh(pulumi.ComponentResource):
             after=[self.istiod, system_ns],
             opts=pulumi.ResourceOptions(parent=self),
         )
+
+        # Mesh-wide zero trust, in the root namespace (istiod's): mTLS STRICT, and an ALLOW policy
+        # with no rules, which allows nothing; authorize() opens each needed flow.
+        mesh_wide = [self.crds, self.istiod, system_ns]
+        self.peer_authentication = self._custom(
+            f"{name}-mtls-strict",
+            "PeerAuthentication",
+            "default",
+            args.namespace,
+            {"mtls": {"mode": "STRICT"}},
+            mesh_wide,
+        )
+        self.allow_nothing = self._custom(
+            f"{name}-allow-nothing", "AuthorizationPolicy", "allow-nothing", args.namespace, {}, mesh_wide
+        )
+
         # The gateway after istiod: its pods get their proxy image from istiod's injector ("auto").
         # helm.v4.Chart: Deployment, ServiceAccount, Role, HPA, PDB, all deterministic (the chart's
         # Service is off), so the policy pack checks them. Its container's probes and image come
@@ -256,7 +279,21 @@ class IstioMesh(pulumi.ComponentResource):
         self.gateway_service = exposed.service
         self.ingress_host = exposed.host
         self._credential_name = self._gateway_credential(name, args, exposed.host, gateway_ns)
+        # The gateway is the stack's entry point: any source may reach its listeners (the
+        # balancer's source ranges and NetworkPolicy narrow who can).
         listener_ports = [HTTP_PORT, TLS_TERMINATED_PORT if tls_terminated_at_nlb else HTTPS_PORT]
+        self._custom(
+            f"{name}-gateway-allow",
+            "AuthorizationPolicy",
+            GATEWAY_NAME,
+            args.gateway_namespace,
+            {
+                "selector": {"matchLabels": dict(GATEWAY_SELECTOR)},
+                "action": "ALLOW",
+                "rules": [{"to": [{"operation": {"ports": [str(port) for port in listener_ports]}}]}],
+            },
+            [*mesh_wide, gateway_ns],
+        )
         self._network_policies(name, args, listener_ports, system_ns, gateway_ns, cni_ns)
         self.ingress_http_port = pulumi.Output.from_input(HTTP_PORT)
         self.ingress_https_port = pulumi.Output.from_input(HTTPS_PORT)
@@ -329,6 +366,29 @@ class IstioMesh(pulumi.ComponentResource):
             parent=self,
             provider=provider,
             depends_on=[gateway_ns],
+        )
+
+    def _custom(
+        self,
+        resource_name: str,
+        kind: str,
+        name: str,
+        namespace_name: str,
+        spec: dict[str, Any],
+        depends_on: Sequence[pulumi.Resource],
+    ) -> k8s.apiextensions.CustomResource:
+        """A security.istio.io/v1 object (PeerAuthentication or AuthorizationPolicy).
+
+        After the CRDs and istiod: its validating webhook checks these objects, and istiod
+        starts it fail-open (Ignore), switching it to Fail once it answers.
+        """
+        return k8s.apiextensions.CustomResource(
+            resource_name,
+            api_version="security.istio.io/v1",
+            kind=kind,
+            metadata={"name": name, "namespace": namespace_name, "labels": dict(MANAGED_BY)},
+            spec=spec,
+            opts=child_opts(self, self._provider, depends_on=list(depends_on)),
         )
 
     def _gateway_credential(
@@ -495,6 +555,58 @@ class IstioMesh(pulumi.ComponentResource):
             ingress=((Peer.anywhere(), (SIDECAR_TUNNEL_PORT,)),),
             egress=((Peer.namespace_of(self._namespace), (XDS_TLS_PORT,)),),
         )
+
+    def principal(self, namespace_name: str, service_account: str) -> str:
+        """The mTLS identity Istio gives a service account's pods (SPIFFE path form)."""
+        return f"{self._args.trust_domain}/ns/{namespace_name}/sa/{service_account}"
+
+    def authorize(self, flow: Flow, depends_on: Sequence[pulumi.Resource] = ()) -> list[pulumi.Resource]:
+        """Let `flow`'s clients in (the root policy allows nothing else).
+
+        An AuthorizationPolicy on the flow's pods and port: its client namespaces (mTLS
+        identities), the ingress gateway's principal, and for clients outside the mesh any
+        source; those arrive in plain text, so a PeerAuthentication relaxes mTLS to PERMISSIVE
+        on that port of those pods only. `depends_on`: what creates the namespace.
+        """
+        ports = [str(flow.port)]
+        rules: list[dict[str, Any]] = []
+        if flow.clients:
+            rules.append(
+                {"from": [{"source": {"namespaces": list(flow.clients)}}], "to": [{"operation": {"ports": ports}}]}
+            )
+        if flow.from_ingress:
+            gateway = self.principal(self._args.gateway_namespace, GATEWAY_SERVICE_ACCOUNT)
+            rules.append({"from": [{"source": {"principals": [gateway]}}], "to": [{"operation": {"ports": ports}}]})
+        if flow.from_outside:
+            rules.append({"to": [{"operation": {"ports": ports}}]})
+        after = [self.crds, self.istiod, *depends_on]
+        selector = {"matchLabels": dict(flow.selector)}
+        created: list[pulumi.Resource] = [
+            self._custom(
+                f"{self._name}-{flow.namespace}-{flow.name}-allow",
+                "AuthorizationPolicy",
+                flow.name,
+                flow.namespace,
+                {"selector": selector, "action": "ALLOW", "rules": rules},
+                after,
+            )
+        ]
+        if flow.from_outside:
+            created.append(
+                self._custom(
+                    f"{self._name}-{flow.namespace}-{flow.name}-plaintext",
+                    "PeerAuthentication",
+                    flow.name,
+                    flow.namespace,
+                    {
+                        "selector": selector,
+                        "mtls": {"mode": "STRICT"},
+                        "portLevelMtls": {str(flow.port): {"mode": "PERMISSIVE"}},
+                    },
+                    after,
+                )
+            )
+        return created
 
     def route_http(
         self,
