@@ -22,7 +22,7 @@ def _top_level_config(path: stackyaml.Path) -> bool:
     return len(path) == 2 and path[0] == "config"
 
 
-def _mapping_file(
+def mapping_file(
     path: Path, project_dir: Path, keep_text: Callable[[stackyaml.Path], bool] = lambda path: False
 ) -> dict[str, Any]:
     """A YAML file whose top level is a mapping (an empty file is an empty one)."""
@@ -54,7 +54,7 @@ def _section(document: dict[str, Any], key: str, path: Path) -> dict[str, Any]:
 
 def project_file(project_dir: Path = PROJECT_DIR) -> dict[str, Any]:
     """Pulumi.yaml, which must name the project."""
-    document = _mapping_file(project_dir / "Pulumi.yaml", project_dir)
+    document = mapping_file(project_dir / "Pulumi.yaml", project_dir)
     if not isinstance(document.get("name"), str) or not document["name"]:
         raise StackConfigError("Pulumi.yaml: 'name' (the project name and config namespace) is missing")
     return document
@@ -99,7 +99,7 @@ def stack_config(stack: str, project_dir: Path = PROJECT_DIR) -> dict[str, str]:
                 raw[qualified] = _as_config_string(declaration["value"])
         else:
             raw[qualified] = _as_config_string(declaration)
-    document = _mapping_file(path, project_dir, _top_level_config)
+    document = mapping_file(path, project_dir, _top_level_config)
     for key, value in _section(document, "config", path).items():
         if ":" not in str(key):
             # Stack config keys are <namespace>:<name>; a bare one would otherwise be skipped silently.

@@ -674,3 +674,14 @@ def test_a_program_error_is_reported_by_its_exception_line() -> None:
         )
     )
     assert tally.errors == ["settings.base.SettingsError: scaleplane:todo.replicas: must be at least 1"]
+
+
+def test_a_stack_file_no_config_can_hold_is_one_line_naming_the_key(use, project_dir: Path, capsys) -> None:
+    """The driver reads stack files as the plan does: a tag Pulumi cannot pass is a setup error
+    naming the key, not a Python traceback."""
+    path = project_dir / "stacks" / "Pulumi.dev.yaml"
+    path.write_text(path.read_text() + "  scaleplane:blob: !!binary aGVsbG8=\n")
+    assert run("preview", "--stack", "dev") == automation.EXIT_SETUP
+    err = capsys.readouterr().err
+    assert err.startswith("deploy preview: stacks/Pulumi.dev.yaml:") and "Traceback" not in err, err
+    assert "scaleplane:blob: YAML tag !!binary is not a config value" in err, err

@@ -61,3 +61,10 @@ def test_deploys_run_in_the_stacks_own_environment_one_after_the_other() -> None
     assert [JOBS[job]["with"]["stack"] for job in ("up-dev", "up-staging", "up-prod")] == ["dev", "staging", "prod"]
     assert JOBS["up-prod"]["needs"] == ["up-staging"]
     assert all(JOBS[job]["with"]["command"] == "up" for job in ("up-dev", "up-staging", "up-prod"))
+
+
+def test_stack_jobs_can_run_where_the_private_cluster_apis_are_reachable() -> None:
+    """staging and prod ship private API endpoints: the stack jobs' runner is a setting."""
+    job = _load("stack.yml")["jobs"]["run"]
+    assert job["runs-on"] == "${{ vars.STACK_RUNNER || 'ubuntu-latest' }}"
+    assert "STACK_RUNNER" in (WORKFLOWS.parent.parent / "docs" / "ci.md").read_text()

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Protocol
 
-import yaml
 from pulumi import automation as auto
 
 from deploy import project
@@ -81,9 +80,11 @@ def stack_document(stack_name: str, project_dir: Optional[Path] = None) -> dict[
             EXIT_SETUP,
         )
     try:
-        return yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise DriverError(f"{path.relative_to(project_dir)} is not valid YAML: {err}", EXIT_SETUP) from err
+        # Read as the plan and the Pulumi CLI read it (deploy.stackyaml): a tag, a recursive alias
+        # or deep nesting is one line naming the key, not a traceback.
+        return project.mapping_file(path, project_dir)
+    except project.StackConfigError as err:
+        raise DriverError(str(err), EXIT_SETUP) from None
 
 
 def is_production(stack_name: str, project_dir: Optional[Path] = None) -> bool:
