@@ -51,9 +51,13 @@ class ChartContainer:
     #: Named ports the probes use, as the chart declares them: name -> containerPort.
     ports: Mapping[str, int] = field(default_factory=dict)
     init: bool = False
+    #: A native sidecar: an init container with restartPolicy Always, running beside the others.
+    sidecar: bool = False
 
     def spec(self) -> dict[str, Any]:
         spec: dict[str, Any] = {"name": self.name}
+        if self.sidecar:
+            spec["restartPolicy"] = "Always"
         if self.resources:
             spec["resources"] = dict(self.resources)
         for key, probe in (
@@ -80,8 +84,8 @@ class ChartWorkload:
 
     def props(self, release_namespace: Any) -> dict[str, Any]:
         pod = {
-            "initContainers": [c.spec() for c in self.containers if c.init],
-            "containers": [c.spec() for c in self.containers if not c.init],
+            "initContainers": [c.spec() for c in self.containers if c.init or c.sidecar],
+            "containers": [c.spec() for c in self.containers if not (c.init or c.sidecar)],
         }
         template = {"metadata": {}, "spec": pod}
         spec: dict[str, Any] = {"template": template}

@@ -16,6 +16,15 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.balancer import Balancer, Port
+from components.chart_workloads import (
+    ChartContainer,
+    ChartRelease,
+    ChartWorkload,
+    declares,
+    fullname,
+    given,
+    http_probe,
+)
 from components.kube import child_opts, namespace
 
 CHART_REPOSITORY = "https://traefik.github.io/charts"
@@ -31,6 +40,58 @@ WEBSECURE_CONTAINER_PORT = 8443
 WEBSECURE_PORT = 443
 WEBSECURE_ENTRY_POINT = "websecure"
 SERVICE_NAME = "traefik"
+#: The chart's probe timings and health port (values.yaml readinessProbe, livenessProbe and
+#: ports.traefik.port; tests compare them with the pinned chart).
+CHART_PROBE_DEFAULTS: dict[str, dict[str, int]] = {
+    "readinessProbe": {
+        "failureThreshold": 1,
+        "initialDelaySeconds": 2,
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "timeoutSeconds": 2,
+    },
+    "livenessProbe": {
+        "failureThreshold": 3,
+        "initialDelaySeconds": 2,
+        "periodSeconds": 10,
+        "successThreshold": 1,
+        "timeoutSeconds": 2,
+    },
+}
+CHART_HEALTH_PORT = 8080
+
+
+@declares("traefik")
+def chart_workloads(release: ChartRelease) -> list[ChartWorkload]:
+    """What the traefik chart runs (templates/_podtemplate.tpl): one Deployment, its one container
+    named after the release, probed on the health port's /ping (a meshed namespace's proxy is
+    added at admission, not by the chart)."""
+    values = release.values
+    for key in ("initContainers", "additionalContainers"):
+        if given(values, "deployment", key):
+            raise ValueError(f"the traefik declaration does not cover deployment.{key}")
+    if (given(values, "deployment", "kind") or "Deployment") != "Deployment":
+        raise ValueError("the traefik declaration covers deployment.kind: Deployment only")
+    port = (
+        given(values, "deployment", "healthchecksPort")
+        or given(values, "ports", "traefik", "port")
+        or CHART_HEALTH_PORT
+    )
+    scheme = given(values, "deployment", "healthchecksScheme") or "HTTP"
+
+    def probe(key: str, path_key: str) -> dict[str, Any]:
+        timing = {**CHART_PROBE_DEFAULTS[key], **(given(values, key) or {})}
+        return http_probe(given(values, "deployment", path_key) or "/ping", port, scheme, **timing)
+
+    name = fullname(release, "traefik")
+    container = ChartContainer(
+        name,
+        resources=given(values, "resources") or None,
+        liveness_probe=probe("livenessProbe", "livenessPath"),
+        readiness_probe=probe("readinessProbe", "readinessPath"),
+        startup_probe=given(values, "startupProbe") or None,
+    )
+    return [ChartWorkload("Deployment", name, [container])]
 
 
 @dataclass(frozen=True)
