@@ -142,6 +142,47 @@ class AdmissionProbe:
         return found
 
 
+#: The injection probe's container: never run (a dry run stores nothing), so the smallest image.
+INJECTION_PROBE_IMAGE = "registry.k8s.io/pause:3.10"
+
+
+def injection_probe(
+    namespace: str,
+    *,
+    labels: Optional[Mapping[str, str]] = None,
+    annotations: Optional[Mapping[str, str]] = None,
+) -> AdmissionProbe:
+    """A restricted pod that asks a mesh's injector for a proxy (by `labels` or `annotations`) and
+    must come back with init containers: injected, it has the mesh's validator and the proxy as a
+    native sidecar; untouched, none. Injectors fail open, so being admitted alone proves nothing."""
+    return AdmissionProbe(
+        api_version="v1",
+        kind="Pod",
+        resource="pods",
+        namespace=namespace,
+        labels=dict(labels or {}),
+        annotations=dict(annotations or {}),
+        body={
+            "spec": {
+                "automountServiceAccountToken": False,
+                "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
+                "containers": [
+                    {
+                        "name": "probe",
+                        "image": INJECTION_PROBE_IMAGE,
+                        "securityContext": {
+                            "allowPrivilegeEscalation": False,
+                            "capabilities": {"drop": ["ALL"]},
+                            "runAsUser": RUN_AS_USER,
+                        },
+                    }
+                ],
+            }
+        },
+        expect="{.spec.initContainers[*].name}",
+    )
+
+
 @dataclass(frozen=True)
 class WebhookReadyArgs:
     #: Who answers, for messages ("MetalLB's validating webhook").

@@ -16,6 +16,7 @@ from components.mesh.certificates import self_signed_tls_secret
 from components.mesh.flows import Flow
 from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
+from components.webhook import injection_probe as sidecar_injection_probe
 
 CHART_REPOSITORY = "https://istio-release.storage.googleapis.com/charts"
 #: Where the published charts' images live (the chart sources point at a testing registry).
@@ -55,8 +56,6 @@ ACM_PORTS_ANNOTATION = "service.beta.kubernetes.io/aws-load-balancer-ssl-ports"
 #: mesh asks no Pod Security level of the namespace (its owner picks one; restricted fits).
 INJECTION_LABELS = {"istio-injection": "enabled"}
 SECCOMP_DEFAULT = {"type": "RuntimeDefault"}
-#: The image of the dry-run pod that tests the injector (never pulled: the pod is never stored).
-PROBE_IMAGE = "registry.k8s.io/pause:3.10"
 #: Resources of the pods the charts run (requests for the scheduler and the HPA; memory capped).
 ISTIOD_RESOURCES = {"requests": {"cpu": "250m", "memory": "512Mi"}, "limits": {"memory": "2Gi"}}
 PROXY_RESOURCES = {"requests": {"cpu": "50m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}}
@@ -472,31 +471,7 @@ class IstioMesh(pulumi.ComponentResource):
         namespaces without istio-injection) and must come back with init containers: injected, it has
         istio-validation (CNI) or the proxy as a native sidecar; untouched, none. Restricted, as
         istiod's namespace enforces."""
-        return AdmissionProbe(
-            api_version="v1",
-            kind="Pod",
-            resource="pods",
-            namespace=args.namespace,
-            labels={"sidecar.istio.io/inject": "true"},
-            body={
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "seccompProfile": dict(SECCOMP_DEFAULT)},
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": PROBE_IMAGE,
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "runAsUser": 65532,
-                            },
-                        }
-                    ],
-                }
-            },
-            expect="{.spec.initContainers[*].name}",
-        )
+        return sidecar_injection_probe(args.namespace, labels={"sidecar.istio.io/inject": "true"})
 
     @staticmethod
     def cni_values(args: IstioMeshArgs) -> dict[str, Any]:

@@ -22,10 +22,9 @@ from components.mesh.emojivoto import Emojivoto, EmojivotoArgs
 from components.mesh.flows import EVERY_NETWORK, Flow
 from components.network import API_SERVER, Peer, ProxyTraffic, allow_ingress, deny_ingress
 from components.webhook import AdmissionProbe, WebhookReady, WebhookReadyArgs
+from components.webhook import injection_probe as sidecar_injection_probe
 
 CHART_REPOSITORY = "https://helm.linkerd.io/edge"
-#: The image of the dry-run pods that test the injector (never pulled: the pod is never stored).
-PROBE_IMAGE = "registry.k8s.io/pause:3.10"
 POLICY_GROUP = "policy.linkerd.io"
 #: Meshed namespaces: injection is switched on by an ANNOTATION (Istio uses a label), and a
 #: proxy without a Server for a port accepts only mTLS-authenticated meshed clients (the default
@@ -684,31 +683,7 @@ class LinkerdMesh(pulumi.ComponentResource):
         """A pod in viz's (meshed) namespace that must come back with init containers: injected,
         it has the network validator (and the proxy as a native sidecar); untouched, it has none.
         Restricted, like every pod there, so Pod Security admits it too."""
-        return AdmissionProbe(
-            api_version="v1",
-            kind="Pod",
-            resource="pods",
-            namespace=args.viz_namespace,
-            annotations={"linkerd.io/inject": "enabled"},
-            body={
-                "spec": {
-                    "automountServiceAccountToken": False,
-                    "securityContext": {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}},
-                    "containers": [
-                        {
-                            "name": "probe",
-                            "image": PROBE_IMAGE,
-                            "securityContext": {
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                                "runAsUser": 65532,
-                            },
-                        }
-                    ],
-                }
-            },
-            expect="{.spec.initContainers[*].name}",
-        )
+        return sidecar_injection_probe(args.viz_namespace, annotations={"linkerd.io/inject": "enabled"})
 
     @staticmethod
     def cni_values(args: LinkerdMeshArgs) -> dict[str, Any]:
